@@ -1,0 +1,1 @@
+"""Small shared pieces: action names, geometry conventions, atomic IO and registries."""
