@@ -11,6 +11,8 @@ VENV="${NAVTUNE_VENV:-.venv}"
 PY="${PYTHON:-python3}"
 
 DEB_PKGS=(libegl1 libgl1 libegl-mesa0 libgl1-mesa-dri libglu1-mesa libfreetype6)
+# The test suite also opens the HTML report in headless Chromium.
+if [ "${NAVTUNE_TEST_DEPS:-0}" = "1" ]; then DEB_PKGS+=(chromium); fi
 missing=()
 if command -v dpkg-query >/dev/null 2>&1; then
   for p in "${DEB_PKGS[@]}"; do

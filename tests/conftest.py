@@ -20,3 +20,14 @@ def r2r_data_dir() -> Path:
     if not (R2R_DATA / "connectivity").is_dir():
         pytest.skip(f"R2R data not found at {R2R_DATA}")
     return R2R_DATA
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    """A tiny random-weight Qwen2.5-VL (real architecture, Qwen2 tokenizer, image-only processor,
+    system_prompt.txt) built once per session with `navtune.agents.models.tiny.build_tiny_model`."""
+    from navtune.agents.models.tiny import build_tiny_model
+
+    out = tmp_path_factory.mktemp("tiny_model")
+    build_tiny_model(out)
+    return out

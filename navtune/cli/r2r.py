@@ -1,0 +1,115 @@
+"""`navtune r2r ...`: replay, score and expert over R2R-format data folders."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import typer
+
+app = typer.Typer(help="Room-to-Room on navigation graphs: replay, score, expert.", no_args_is_help=True)
+
+_PREDS = typer.Option(..., "--preds", help="R2R prediction file [{instr_id, trajectory}].")
+_SPLIT = typer.Option("val_unseen", "--split", help="Split name: reads <data-dir>/R2R_<split>.json.")
+_DATA = typer.Option(..., "--data-dir", help="Folder with connectivity/<scan>_connectivity.json and R2R_<split>.json.")
+
+
+def _fail(e: Exception) -> None:
+    typer.echo(f"error: {e}", err=True)
+    raise typer.Exit(2)
+
+
+def _load(data_dir: Path, split: str):
+    from navtune.tasks.r2r import load_graphs, load_r2r_split
+
+    episodes = load_r2r_split(data_dir, split)
+    return episodes, load_graphs(data_dir, {e.scan for e in episodes})
+
+
+@app.command()
+def replay(
+    preds: Path = _PREDS,
+    split: str = _SPLIT,
+    data_dir: Path = _DATA,
+    show: int = typer.Option(10, help="How many mismatches to list."),
+    strict: bool = typer.Option(False, help="Exit with status 1 when there is any mismatch."),
+) -> None:
+    """Re-execute predicted trajectories with MatterSim's discretised-view navigation; count mismatches."""
+    from navtune.tasks.r2r import R2RDataError, load_predictions
+    from navtune.tasks.r2r.replay import replay_predictions
+
+    try:
+        episodes, graphs = _load(data_dir, split)
+        predictions = load_predictions(preds)
+    except R2RDataError as e:
+        _fail(e)
+    by_id = {e.instr_id: e for e in episodes}
+    extra = [i for i in predictions if i not in by_id]
+    if extra:
+        typer.echo(f"warning: ignoring {len(extra)} predictions not in split {split!r}", err=True)
+    report = replay_predictions(predictions, by_id, graphs, progress=sys.stderr.isatty())
+    for m in report.mismatches[:show]:
+        typer.echo(f"  {m.instr_id} step {m.step}: {m.reason}")
+    typer.echo(f"episodes: {report.episodes}  steps: {report.steps}")
+    typer.echo(f"mismatches: {report.num_mismatches}")
+    if strict and report.num_mismatches:
+        raise typer.Exit(1)
+
+
+@app.command()
+def score(
+    preds: Path = _PREDS,
+    split: str = _SPLIT,
+    data_dir: Path = _DATA,
+    out: Path | None = typer.Option(None, "--out", help="Write per-episode metrics (JSON list) here, atomically."),
+    spl_reference: str = typer.Option(
+        "shortest", "--spl-reference",
+        help="SPL's reference length: 'shortest' (official: shortest-path distance) or 'path' (reference path length)."),
+    success_radius: float = typer.Option(3.0, help="Success radius in metres."),
+) -> None:
+    """Official R2R metrics; the last line is one JSON object of averages (rates as fractions)."""
+    from navtune.core.io import atomic_write_json
+    from navtune.tasks.r2r import R2RDataError, load_predictions
+    from navtune.tasks.r2r.score import score_predictions
+
+    if spl_reference not in ("shortest", "path"):
+        _fail(ValueError(f"--spl-reference must be 'shortest' or 'path', not {spl_reference!r}"))
+    try:
+        episodes, graphs = _load(data_dir, split)
+        predictions = load_predictions(preds)
+        result = score_predictions(predictions, episodes, graphs, spl_reference, success_radius, preds_file=preds,
+                                   progress=sys.stderr.isatty())
+    except R2RDataError as e:
+        _fail(e)
+    for w in result.warnings:
+        typer.echo(f"warning: {w}", err=True)
+    if out is not None:
+        atomic_write_json(out, result.per_episode)
+    s = result.summary
+    typer.echo("  ".join(f"{k}={s[k]:.4f}" for k in ("pl", "ne", "osr", "sr", "spl", "ndtw", "sdtw", "cls", "steps")))
+    typer.echo(json.dumps(s))
+
+
+@app.command()
+def expert(
+    split: str = _SPLIT,
+    data_dir: Path = _DATA,
+    out: Path | None = typer.Option(None, "--out", help="Write the expert trajectories as an R2R prediction file."),
+) -> None:
+    """Shortest low-level action sequences (Left/Right/Move/Stop) from each start to its goal: statistics."""
+    from navtune.tasks.r2r import R2RDataError, write_predictions
+    from navtune.tasks.r2r.expert import split_expert
+
+    try:
+        episodes, graphs = _load(data_dir, split)
+    except R2RDataError as e:
+        _fail(e)
+    stats, _, trajs = split_expert(episodes, graphs, progress=sys.stderr.isatty())
+    s = stats.summary()
+    typer.echo(f"paths: {s['paths']}  goal reachable: {s['reachable']}  "
+               f"followable with Move-to-nearest: {s['followable']}")
+    typer.echo(f"optimal actions incl. Stop: mean {s['mean_actions']:.2f}  max {s['max_actions']}")
+    if out is not None:
+        write_predictions(trajs, out)
+        typer.echo(f"wrote {len(trajs)} expert trajectories to {out}")
+    typer.echo(json.dumps(s))

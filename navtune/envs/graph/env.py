@@ -1,0 +1,222 @@
+"""`GraphNavEnv`: the NavEnv protocol over any NavGraph with MatterSim low-level semantics.
+
+Works for R2R (one graph per Matterport3D scan, frames from an optional skybox `ViewRenderer`) and for a
+graph built over a generated house (frames from the house renderer). Without a renderer the observation's
+rgb and depth are None and the env is a pure graph world (fast: replay, expert data, metric tests).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping, Protocol, runtime_checkable
+
+import numpy as np
+
+from navtune.core.actions import GRAPH_ACTIONS, MOVE, STOP
+from navtune.envs.protocol import Observation, Pose, StepResult
+from navtune.graph.expert import ExpertTable
+from navtune.graph.lowlevel import DEFAULT_HFOV, LowLevelNavigator, LowLevelState
+from navtune.graph.navgraph import NavGraph
+
+DEFAULT_MAX_STEPS = 50
+DEFAULT_SUCCESS_RADIUS = 3.0
+
+
+@runtime_checkable
+class ViewRenderer(Protocol):
+    """Renders the camera view at a viewpoint: (rgb (H, W, 3) uint8, depth (H, W) float32 metres or None)."""
+
+    def render(self, viewpoint_id: str, heading: float, elevation: float) -> tuple[np.ndarray, np.ndarray | None]: ...
+
+
+@dataclass(frozen=True)
+class GraphEpisode:
+    """What the env needs of an episode (R2R form): start viewpoint and heading, reference path, instruction."""
+
+    episode_id: str
+    scan: str
+    path: tuple[str, ...]  # reference path start..goal (or just (start, goal) when only the goal is known)
+    heading: float
+    instruction: str | None = None
+
+    @property
+    def start(self) -> str:
+        return self.path[0]
+
+    @property
+    def goal(self) -> str:
+        return self.path[-1]
+
+    @classmethod
+    def coerce(cls, episode: Any) -> "GraphEpisode":
+        """From a GraphEpisode, an R2REpisode-like object, or a dict in R2R form
+        ({scan, path | start+goal, heading, instruction | instructions, instr_id | episode_id | path_id})."""
+        if isinstance(episode, GraphEpisode):
+            return episode
+        get = episode.get if isinstance(episode, Mapping) else (lambda k, d=None: getattr(episode, k, d))
+        path = get("path")
+        if path is None:
+            start, goal = get("start"), get("goal")
+            if start is None or goal is None:
+                raise ValueError("episode needs 'path' or both 'start' and 'goal' viewpoints")
+            path = (start, goal)
+        path = tuple(path)
+        if not path:
+            raise ValueError("episode 'path' is empty")
+        instr = get("instruction")
+        if instr is None and get("instructions"):
+            instr = get("instructions")[0]
+        eid = get("instr_id") or get("episode_id") or get("path_id") or ""
+        return cls(str(eid), str(get("scan", "") or ""), path, float(get("heading", 0.0) or 0.0), instr)
+
+
+GraphSource = NavGraph | Mapping[str, NavGraph] | Callable[[str], NavGraph]
+RendererSource = ViewRenderer | Callable[[str], ViewRenderer] | None
+
+
+class GraphNavEnv:
+    """Left/Right/Move/Stop on a navigation graph. `graphs` is one NavGraph or a scan -> NavGraph mapping /
+    callable; `renderer` is one ViewRenderer or a scan -> ViewRenderer callable (or None: no frames).
+
+    Observation.allowed_actions drops Move where nothing is navigable; a Move there leaves the agent in
+    place and reports `collided=True`. The episode ends on Stop or after `max_steps` actions."""
+
+    action_space: tuple[str, ...] = GRAPH_ACTIONS
+
+    def __init__(
+        self,
+        graphs: GraphSource,
+        renderer: RendererSource = None,
+        max_steps: int = DEFAULT_MAX_STEPS,
+        hfov: float = DEFAULT_HFOV,
+        success_radius: float = DEFAULT_SUCCESS_RADIUS,
+    ):
+        self._graphs = graphs
+        self._renderer = renderer
+        self.max_steps = max_steps
+        self.hfov = hfov
+        self.success_radius = success_radius
+        self._navs: dict[int, LowLevelNavigator] = {}
+        self.episode: GraphEpisode | None = None
+
+    @classmethod
+    def for_r2r(cls, data_dir, renderer: RendererSource = None, **kwargs) -> "GraphNavEnv":
+        """An env over the R2R-format folder `data_dir` (graphs loaded per scan on first use)."""
+        from navtune.tasks.r2r.data import load_connectivity
+
+        return cls(lambda scan: load_connectivity(data_dir, scan), renderer, **kwargs)
+
+    # ------------------------------------------------------------------ helpers
+    def _graph_for(self, scan: str) -> NavGraph:
+        g = self._graphs
+        if isinstance(g, NavGraph):
+            return g
+        if isinstance(g, Mapping):
+            if scan not in g:
+                raise KeyError(f"no graph for scan {scan!r}; known: {', '.join(sorted(g))}")
+            return g[scan]
+        return g(scan)
+
+    def _renderer_for(self, scan: str) -> ViewRenderer | None:
+        r = self._renderer
+        if r is None or hasattr(r, "render"):
+            return r
+        return r(scan)
+
+    def _nav_for(self, graph: NavGraph) -> LowLevelNavigator:
+        nav = self._navs.get(id(graph))
+        if nav is None or nav.graph is not graph:
+            nav = self._navs[id(graph)] = LowLevelNavigator(graph, self.hfov)
+        return nav
+
+    def _observe(self) -> Observation:
+        s, g = self.state, self.graph
+        x, y, z = (float(v) for v in g.position(s.viewpoint))
+        rgb = depth = None
+        if self.renderer is not None:
+            rgb, depth = self.renderer.render(s.viewpoint, s.heading, 0.0)
+        return Observation(
+            rgb=rgb,
+            depth=depth,
+            pose=Pose(x, y, z, s.heading),
+            allowed_actions=self.navigator.allowed_actions(s),
+            instruction=self.episode.instruction,
+            step=self.steps,
+            distance_traveled=self.distance_traveled,
+            info=self._info(),
+        )
+
+    def _info(self) -> dict:
+        s = self.state
+        return {
+            "episode_id": self.episode.episode_id,
+            "scan": self.episode.scan,
+            "viewpoint": s.viewpoint,
+            "heading_index": s.heading_index,
+            "distance_to_goal": self.graph.distance(s.viewpoint, self.episode.goal),
+            "trajectory": [list(t) for t in self.trajectory],
+        }
+
+    # ------------------------------------------------------------------ NavEnv
+    def reset(self, episode: Any) -> Observation:
+        ep = GraphEpisode.coerce(episode)
+        self.graph = self._graph_for(ep.scan)
+        for k, vid in enumerate(ep.path):
+            if vid not in self.graph.index:
+                raise KeyError(f"episode {ep.episode_id}: path[{k}] viewpoint {vid!r} is not in graph {self.graph.name!r}")
+        self.episode = ep
+        self.navigator = self._nav_for(self.graph)
+        self.renderer = self._renderer_for(ep.scan)
+        self.state = LowLevelState.from_heading(ep.start, ep.heading)  # MatterSim snaps to the nearest 30°
+        self.steps = 0
+        self.distance_traveled = 0.0
+        self.done = False
+        self.actions: list[str] = []
+        self.trajectory: list[tuple[str, float, float]] = [(self.state.viewpoint, self.state.heading, 0.0)]
+        self._expert: ExpertTable | None = None
+        return self._observe()
+
+    def step(self, action: str) -> StepResult:
+        if self.episode is None:
+            raise RuntimeError("call reset(episode) before step()")
+        if self.done:
+            raise RuntimeError("episode is over; call reset()")
+        if action not in GRAPH_ACTIONS:
+            raise ValueError(f"unknown action {action!r}; expected one of {GRAPH_ACTIONS}")
+        collided = False
+        self.steps += 1
+        self.actions.append(action)
+        if action == MOVE and not self.navigator.move_possible(self.state):
+            collided = True
+        elif action != STOP:
+            nxt = self.navigator.step(self.state, action)
+            if nxt.viewpoint != self.state.viewpoint:
+                self.distance_traveled += self.graph.edge_length(self.state.viewpoint, nxt.viewpoint)
+            self.state = nxt
+            self.trajectory.append((nxt.viewpoint, nxt.heading, 0.0))
+        stopped = action == STOP
+        self.done = stopped or self.steps >= self.max_steps
+        obs = self._observe()
+        info = {
+            "stopped": stopped,
+            "truncated": self.done and not stopped,
+            "success": self.done and obs.info["distance_to_goal"] < self.success_radius,
+        }
+        return StepResult(obs, self.done, collided, info)
+
+    def expert_action(self) -> str:
+        """The BFS expert's action from the current state (one cost-to-go table per episode)."""
+        if self.episode is None:
+            raise RuntimeError("call reset(episode) before expert_action()")
+        if self._expert is None:
+            self._expert = ExpertTable(self.navigator, self.episode.goal)
+        return self._expert.action(self.state)
+
+    def metrics(self) -> dict[str, float]:
+        """R2R metrics of the episode so far (navtune.metrics.vln)."""
+        from navtune.metrics.vln import vln_episode_metrics
+
+        return vln_episode_metrics([t[0] for t in self.trajectory], list(self.episode.path), self.graph.distance,
+                                   self.graph.edge_length, self.success_radius, steps=self.steps)
+
+    def close(self) -> None:
+        self._navs.clear()

@@ -1,0 +1,68 @@
+"""R2R prediction files: `[{"instr_id": "<path_id>_<k>", "trajectory": [[viewpoint, heading, elevation], ...]}]`.
+
+Read with validation (errors name the file, the instr_id and the field) and written atomically.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Mapping, Sequence
+
+from navtune.core.io import atomic_write_json
+from navtune.tasks.r2r.data import R2RDataError
+
+#: One trajectory step as R2R records it: (viewpoint id, heading rad, elevation rad).
+Step = tuple[str, float, float]
+
+
+def _step(raw, file: Path, instr_id: str, k: int) -> Step:
+    field = f"trajectory[{k}]"
+    if isinstance(raw, str):  # a bare viewpoint id: tolerated, heading/elevation unknown (0)
+        return (raw, 0.0, 0.0)
+    if not isinstance(raw, (list, tuple)) or not raw or not isinstance(raw[0], str) or not raw[0]:
+        raise R2RDataError(file, "expected [viewpoint, heading, elevation]", episode=f"instr_id {instr_id}", field=field)
+    vals = list(raw[1:3]) + [0.0] * (3 - len(raw[:3]))
+    for v in vals:
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            raise R2RDataError(file, "heading and elevation must be finite numbers", episode=f"instr_id {instr_id}", field=field)
+    return (raw[0], float(vals[0]), float(vals[1]))
+
+
+def load_predictions(path: str | os.PathLike) -> dict[str, list[Step]]:
+    """instr_id -> trajectory, in file order. Duplicate instr_ids and empty trajectories are errors."""
+    file = Path(path)
+    if not file.is_file():
+        raise R2RDataError(file, "predictions file not found")
+    try:
+        with open(file, encoding="utf-8") as f:
+            raw = json.load(f)
+    except json.JSONDecodeError as e:
+        raise R2RDataError(file, f"not valid JSON (line {e.lineno}, column {e.colno}: {e.msg})") from None
+    if not isinstance(raw, list):
+        raise R2RDataError(file, "expected a JSON list of {instr_id, trajectory} objects")
+    out: dict[str, list[Step]] = {}
+    for k, item in enumerate(raw):
+        if not isinstance(item, dict):
+            raise R2RDataError(file, "expected an object", episode=f"entry #{k}")
+        iid = item.get("instr_id")
+        if isinstance(iid, bool) or not isinstance(iid, (str, int)):
+            raise R2RDataError(file, "missing or not a string", episode=f"entry #{k}", field="instr_id")
+        iid = str(iid)
+        traj = item.get("trajectory")
+        if not isinstance(traj, list) or not traj:
+            raise R2RDataError(file, "expected a non-empty list of steps", episode=f"instr_id {iid}", field="trajectory")
+        if iid in out:
+            raise R2RDataError(file, "duplicate instr_id", episode=f"instr_id {iid}", field="instr_id")
+        out[iid] = [_step(s, file, iid, j) for j, s in enumerate(traj)]
+    return out
+
+
+def write_predictions(predictions: Mapping[str, Sequence[Sequence]], path: str | os.PathLike) -> None:
+    """Write instr_id -> [(viewpoint, heading, elevation), ...] in the R2R prediction format, atomically."""
+    rows = [
+        {"instr_id": iid, "trajectory": [[s[0], float(s[1]), float(s[2]) if len(s) > 2 else 0.0] for s in traj]}
+        for iid, traj in predictions.items()
+    ]
+    atomic_write_json(path, rows, indent=None)
