@@ -1,0 +1,62 @@
+"""View renderers for graph-world collection (R2R labels with frames), by name.
+
+A renderer factory is a picklable zero-argument callable, so each worker process builds its own renderer
+(simulators and GL contexts must not cross processes). Renderers answer
+`render(scan, viewpoint, heading) -> (rgb (H, W, 3) uint8, depth (H, W) metres or None)`.
+"""
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+from typing import Any, Callable
+
+RENDERERS = ("none", "house", "mp3d")
+
+
+def _mp3d(skybox_dir: str, data_dir: str, width: int, height: int, depth: bool) -> Any:
+    from navtune.envs.mp3d import CameraSpec, SkyboxViews
+
+    return SkyboxViews(skybox_dir, data_dir, camera=CameraSpec(width=width, height=height), depth=depth)
+
+
+class HouseScenes:
+    """The house renderer behind the collector interface: one MiniWorld world for every house scan."""
+
+    def __init__(self, width: int, height: int, depth: bool):
+        os.environ.setdefault("PYGLET_HEADLESS", "1")
+        from navtune.envs.house.renderer import HouseRenderers
+
+        self.renderers = HouseRenderers(width=width, height=height, depth=depth)
+
+    def render(self, scan: str, viewpoint: str, heading: float):
+        return self.renderers(scan).render(viewpoint, heading, 0.0)
+
+    def close(self) -> None:
+        self.renderers.close()
+
+
+def _house(data_dir: str, width: int, height: int, depth: bool) -> Any:
+    return HouseScenes(width, height, depth)
+
+
+def renderer_factory(
+    name: str,
+    data_dir: str | os.PathLike | None = None,
+    skybox_dir: str | os.PathLike | None = None,
+    width: int = 320,
+    height: int = 240,
+    depth: bool = True,
+) -> Callable[[], Any] | None:
+    """The factory for renderer `name` (None for "none"); clear errors for missing inputs."""
+    if name == "none":
+        return None
+    if name == "mp3d":
+        if skybox_dir is None:
+            raise ValueError("renderer 'mp3d' needs --skybox-dir (the Matterport3D skybox images)")
+        if not Path(skybox_dir).is_dir():
+            raise ValueError(f"--skybox-dir {skybox_dir}: folder not found")
+        return functools.partial(_mp3d, str(skybox_dir), str(data_dir), width, height, depth)
+    if name == "house":
+        return functools.partial(_house, str(data_dir), width, height, depth)
+    raise ValueError(f"unknown renderer {name!r}; known: {', '.join(RENDERERS)}")

@@ -1,0 +1,560 @@
+"""navtune's on-disk episode dataset: frames + one JSONL manifest, written so that nothing is ever half.
+
+Layout of a dataset folder (see docs/data.md)::
+
+    dataset_info.json                 what was collected and how (task, action space, reward coefficients)
+    manifest.jsonl                    one line per *committed* episode: metadata + per-step records
+    episodes/<episode_id>/rgb_<t>.png     RGB observation before action t (uint8)
+    episodes/<episode_id>/depth_<t>.png   depth before action t, 16-bit PNG in millimetres (0 = invalid)
+
+Commit protocol (why a crash at any point leaves no duplicate and no half episode): an episode's frames
+are written into ``episodes/.tmp-<id>-<pid>-<rand>/``; the folder is renamed to ``episodes/<id>``
+(atomic), then the manifest line is appended and fsynced (`navtune.core.io.append_jsonl`; a torn last
+line is ignored on read and repaired on the next append). An episode exists iff its manifest line does.
+Opening a writer on an existing folder (resume) skips committed ids and deletes stray temp folders and
+renamed-but-uncommitted episode folders.
+"""
+from __future__ import annotations
+
+import math
+import os
+import re
+import shutil
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Mapping, Sequence
+
+import numpy as np
+
+from navtune.core.actions import ACTION_SPACES, STOP_ACTIONS
+from navtune.core.io import append_jsonl, atomic_write_json, read_jsonl, write_jsonl
+from navtune.data.rewards import RewardConfig, discounted_returns, step_rewards
+from navtune.envs.protocol import Pose
+
+FORMAT_NAME = "navtune-episodes"
+FORMAT_VERSION = 1
+INFO_FILE = "dataset_info.json"
+MANIFEST_FILE = "manifest.jsonl"
+EPISODES_DIR = "episodes"
+TMP_PREFIX = ".tmp-"
+DEPTH_SCALE = 1000.0  # depth PNG units per metre (millimetres)
+_ID_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
+
+
+class DatasetFormatError(ValueError):
+    """A malformed dataset folder or manifest; the message names the file, episode and field."""
+
+
+class FrameError(DatasetFormatError):
+    """A missing or corrupt frame; the message names the episode and the step."""
+
+
+# --------------------------------------------------------------------------------------------- frames
+def depth_to_mm(depth: np.ndarray) -> np.ndarray:
+    """Metres (float) -> uint16 millimetres; non-finite or negative -> 0 (invalid), clipped at 65.535 m."""
+    d = np.asarray(depth, dtype=np.float64)
+    if d.ndim == 3 and d.shape[-1] == 1:
+        d = d[..., 0]
+    if d.ndim != 2:
+        raise ValueError(f"depth must be (H, W) metres, got shape {d.shape}")
+    d = np.where(np.isfinite(d) & (d > 0), d, 0.0)
+    return np.clip(np.rint(d * DEPTH_SCALE), 0, 65535).astype(np.uint16)
+
+
+def mm_to_depth(mm: np.ndarray) -> np.ndarray:
+    """uint16 millimetres -> float32 metres."""
+    return (np.asarray(mm).astype(np.float32) / DEPTH_SCALE).astype(np.float32)
+
+
+def _write_png(path: Path, array: np.ndarray, compress_level: int, fsync: bool) -> None:
+    from PIL import Image
+
+    img = Image.fromarray(array)
+    with open(path, "wb") as f:
+        img.save(f, format="PNG", compress_level=compress_level)
+        f.flush()
+        if fsync:
+            os.fsync(f.fileno())
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def check_episode_id(episode_id: str) -> str:
+    """Episode ids become folder names: letters, digits, `_`, `.`, `-`, not starting with a dot."""
+    if not isinstance(episode_id, str) or not _ID_RE.match(episode_id) or episode_id in (".", ".."):
+        raise DatasetFormatError(
+            f"episode id {episode_id!r} cannot be a folder name (use letters, digits, '_', '.', '-')"
+        )
+    return episode_id
+
+
+def _pose_dict(pose: Pose | Mapping[str, float] | None) -> dict[str, float] | None:
+    if pose is None:
+        return None
+    if isinstance(pose, Pose):
+        return {k: float(v) for k, v in pose.to_dict().items()}
+    return {k: float(pose[k]) for k in ("x", "y", "z", "heading") if k in pose}
+
+
+# --------------------------------------------------------------------------------------------- writing
+@dataclass
+class EpisodeMeta:
+    """What an episode is, independent of what happened in it."""
+
+    episode_id: str
+    task: str  # "objectnav" | "vln" | "r2r"
+    action_space: str  # "graph" | "continuous"
+    scene: str  # house id or R2R scan: the unit of train/val/test splits
+    instruction: str | None = None  # route instruction or the ObjectNav goal phrase
+    target: str | None = None  # ObjectNav object category
+    start: dict[str, float] | None = None  # pose dict
+    goal: dict[str, Any] = field(default_factory=dict)  # task-specific (viewpoint, positions, ...)
+    success_radius: float = 3.0
+    source: str = "expert"  # expert | r2r-bfs | interactive | dagger | policy
+    order: int = 0  # position in the source episode list (fixes manifest order after parallel collection)
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        check_episode_id(self.episode_id)
+        if self.action_space not in ACTION_SPACES:
+            raise DatasetFormatError(
+                f"episode {self.episode_id!r}: field 'action_space' must be one of {sorted(ACTION_SPACES)} "
+                f"(got {self.action_space!r})"
+            )
+        self.start = _pose_dict(self.start)
+
+
+@dataclass
+class StepData:
+    """One step as a collector sees it: the observation *before* the action, the action and its outcome."""
+
+    action: str
+    pose: Pose | Mapping[str, float]
+    rgb: np.ndarray | None = None  # (H, W, 3) uint8
+    depth: np.ndarray | None = None  # (H, W) float32 metres
+    geodesic_distance: float | None = None  # to the goal, before the action
+    collision: bool = False  # the action was blocked
+    allowed_actions: Sequence[str] = ()
+    expert_action: str | None = None  # the expert's action at this state (DAgger relabelling)
+    info: dict[str, Any] = field(default_factory=dict)  # e.g. viewpoint, distance_traveled
+
+
+@dataclass
+class PendingEpisode:
+    """A finished, not yet committed episode: its manifest record and the temp folder holding its frames.
+    Picklable, so parallel workers build these and the main process commits them."""
+
+    record: dict[str, Any]
+    tmp_dir: str | None
+
+
+class EpisodeBuilder:
+    """Collects one episode's steps, writing frames into a private temp folder as they come."""
+
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        meta: EpisodeMeta,
+        reward: RewardConfig = RewardConfig(),
+        png_compress_level: int = 1,
+        fsync: bool = True,
+    ):
+        self.root = Path(root)
+        self.meta = meta
+        self.reward = reward
+        self.png_compress_level = png_compress_level
+        self.fsync = fsync
+        self.steps: list[dict[str, Any]] = []
+        self._tmp: Path | None = None
+
+    @property
+    def episode_id(self) -> str:
+        return self.meta.episode_id
+
+    def _tmp_dir(self) -> Path:
+        if self._tmp is None:
+            name = f"{TMP_PREFIX}{self.episode_id}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+            self._tmp = self.root / EPISODES_DIR / name
+            self._tmp.mkdir(parents=True)
+        return self._tmp
+
+    def add(self, step: StepData) -> None:
+        t = len(self.steps)
+        rel = f"{EPISODES_DIR}/{self.episode_id}"
+        rgb_path = depth_path = None
+        if step.rgb is not None:
+            rgb = np.asarray(step.rgb)
+            if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[-1] != 3:
+                raise ValueError(
+                    f"episode {self.episode_id!r} step {t}: rgb must be (H, W, 3) uint8, got {rgb.dtype} {rgb.shape}"
+                )
+            _write_png(self._tmp_dir() / f"rgb_{t}.png", rgb, self.png_compress_level, self.fsync)
+            rgb_path = f"{rel}/rgb_{t}.png"
+        if step.depth is not None:
+            _write_png(self._tmp_dir() / f"depth_{t}.png", depth_to_mm(step.depth), self.png_compress_level, self.fsync)
+            depth_path = f"{rel}/depth_{t}.png"
+        gd = step.geodesic_distance
+        self.steps.append(
+            {
+                "t": t,
+                "action": str(step.action),
+                "expert_action": None if step.expert_action is None else str(step.expert_action),
+                "allowed_actions": [str(a) for a in step.allowed_actions],
+                "pose": _pose_dict(step.pose),
+                "geodesic_distance": None if gd is None or not math.isfinite(gd) else float(gd),
+                "collision": bool(step.collision),
+                "reward": None,
+                "return": None,
+                "rgb": rgb_path,
+                "depth": depth_path,
+                "info": dict(step.info),
+            }
+        )
+
+    def finish(
+        self,
+        final_pose: Pose | Mapping[str, float] | None = None,
+        final_geodesic_distance: float | None = None,
+        info: Mapping[str, Any] | None = None,
+    ) -> PendingEpisode:
+        """Compute rewards/returns (when every distance is known) and return the episode to commit."""
+        steps = self.steps
+        dists = [s["geodesic_distance"] for s in steps] + [final_geodesic_distance]
+        known = all(d is not None and math.isfinite(d) for d in dists)
+        stopped = bool(steps) and steps[-1]["action"] in STOP_ACTIONS
+        if known and steps:
+            r = step_rewards(
+                dists, [s["action"] for s in steps], [s["collision"] for s in steps], self.meta.success_radius, self.reward
+            )
+            g = discounted_returns(r, self.reward.gamma)
+            for s, ri, gi in zip(steps, r, g):
+                s["reward"], s["return"] = float(ri), float(gi)
+        fp = _pose_dict(final_pose)
+        path_length = 0.0
+        poses = [s["pose"] for s in steps] + ([fp] if fp else [])
+        for a, b in zip(poses, poses[1:]):
+            path_length += math.dist((a["x"], a["y"], a.get("z", 0.0)), (b["x"], b["y"], b.get("z", 0.0)))
+        record = asdict(self.meta)
+        if info:
+            record["info"] = {**record["info"], **dict(info)}
+        fd = final_geodesic_distance
+        fd = None if fd is None or not math.isfinite(fd) else float(fd)
+        record.update(
+            {
+                "num_steps": len(steps),
+                "stopped": stopped,
+                "success": (stopped and fd < self.meta.success_radius) if fd is not None else None,
+                "path_length": path_length,
+                "final": {"pose": fp, "geodesic_distance": fd},
+                "steps": steps,
+            }
+        )
+        return PendingEpisode(record=record, tmp_dir=None if self._tmp is None else str(self._tmp))
+
+    def abort(self) -> None:
+        if self._tmp is not None:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+            self._tmp = None
+
+
+class DatasetWriter:
+    """Owns a dataset folder: creates or resumes it, commits episodes atomically, sorts the manifest.
+
+    Only one process commits (the collector's main process); workers only build `PendingEpisode`s."""
+
+    def __init__(self, root: str | os.PathLike, info: Mapping[str, Any]):
+        self.root = Path(root)
+        self.info = {"format": FORMAT_NAME, "version": FORMAT_VERSION, **dict(info)}
+        self.reward = RewardConfig.from_dict(self.info.get("reward", RewardConfig().to_dict()))
+        self.info["reward"] = self.reward.to_dict()
+        info_path = self.root / INFO_FILE
+        if info_path.exists():
+            old = _read_info(self.root)
+            if _normalise(old) != _normalise(self.info):
+                diff = sorted(k for k in set(old) | set(self.info) if old.get(k) != self.info.get(k))
+                raise DatasetFormatError(
+                    f"{info_path}: the existing dataset was collected with other settings (fields {diff}); "
+                    "resume with the same settings or write to a new --out folder"
+                )
+        else:
+            if (self.root / MANIFEST_FILE).exists():
+                raise DatasetFormatError(f"{self.root}: has a {MANIFEST_FILE} but no {INFO_FILE}")
+            atomic_write_json(info_path, self.info)
+        self.manifest_path = self.root / MANIFEST_FILE
+        self.committed: set[str] = set()
+        for row in read_jsonl(self.manifest_path):
+            eid = row.get("episode_id")
+            if eid in self.committed:
+                raise DatasetFormatError(f"{self.manifest_path}: episode {eid!r} is listed twice")
+            self.committed.add(eid)
+        self.cleaned = self._clean()
+
+    def _clean(self) -> list[str]:
+        """Delete what a crash left behind: temp folders and episode folders without a manifest line."""
+        removed = []
+        ep_dir = self.root / EPISODES_DIR
+        if ep_dir.is_dir():
+            for p in sorted(ep_dir.iterdir()):
+                if p.name.startswith(TMP_PREFIX) or (p.is_dir() and p.name not in self.committed):
+                    shutil.rmtree(p) if p.is_dir() else p.unlink()
+                    removed.append(p.name)
+        return removed
+
+    def has(self, episode_id: str) -> bool:
+        return episode_id in self.committed
+
+    def builder(self, meta: EpisodeMeta, **kwargs: Any) -> EpisodeBuilder:
+        return EpisodeBuilder(self.root, meta, self.reward, **kwargs)
+
+    def commit(self, pending: PendingEpisode) -> None:
+        self.commit_many([pending])
+
+    def commit_many(self, pendings: Sequence[PendingEpisode]) -> None:
+        """Commit episodes: rename each frame folder into place, then append their manifest lines with
+        one write + fsync (a group commit: thousands of frameless R2R episodes would otherwise cost one
+        fsync each). A crash before the fsync loses only these episodes, never half of one."""
+        batch: set[str] = set()
+        for p in pendings:
+            eid = p.record["episode_id"]
+            if eid in self.committed or eid in batch:
+                for q in pendings:
+                    if q.tmp_dir and Path(q.tmp_dir).exists():
+                        shutil.rmtree(q.tmp_dir, ignore_errors=True)
+                raise DatasetFormatError(f"{self.manifest_path}: episode {eid!r} is already committed")
+            batch.add(eid)
+        moved = False
+        for p in pendings:
+            if p.tmp_dir:
+                final = self.root / EPISODES_DIR / p.record["episode_id"]
+                if final.exists():  # left by a crash between rename and manifest append
+                    shutil.rmtree(final)
+                os.replace(p.tmp_dir, final)
+                moved = True
+        if moved:
+            _fsync_dir(self.root / EPISODES_DIR)
+        if len(pendings) == 1:
+            append_jsonl(self.manifest_path, pendings[0].record)
+        elif pendings:
+            _append_jsonl_rows(self.manifest_path, [p.record for p in pendings])
+        self.committed |= batch
+
+    def finalize(self) -> int:
+        """Rewrite the manifest (atomically) in source order, so that parallel and resumed collections
+        give byte-identical manifests. Returns the episode count."""
+        rows = read_jsonl(self.manifest_path)
+        rows.sort(key=lambda r: (r.get("order", 0), r["episode_id"]))
+        write_jsonl(self.manifest_path, rows)
+        return len(rows)
+
+
+def _append_jsonl_rows(path: Path, rows: Sequence[dict]) -> None:
+    """`navtune.core.io.append_jsonl` for several rows with one fsync (same torn-line repair)."""
+    import json
+
+    data = "".join(json.dumps(r) + "\n" for r in rows).encode("utf-8")
+    with open(path, "ab+") as f:
+        f.seek(0, os.SEEK_END)
+        size = f.tell()
+        if size:
+            f.seek(size - 1)
+            if f.read(1) != b"\n":  # torn last line from a crash: drop it
+                f.seek(0)
+                cut = f.read().rfind(b"\n") + 1
+                f.truncate(cut)
+                f.seek(cut)
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _normalise(info: Mapping[str, Any]) -> Any:
+    import json
+
+    return json.loads(json.dumps(info, sort_keys=True))
+
+
+def _read_info(root: Path) -> dict[str, Any]:
+    import json
+
+    path = root / INFO_FILE
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DatasetFormatError(f"{root}: not a navtune dataset (no {INFO_FILE})") from None
+    except json.JSONDecodeError as e:
+        raise DatasetFormatError(f"{path}: not valid JSON: {e}") from e
+    if not isinstance(info, dict) or info.get("format") != FORMAT_NAME:
+        raise DatasetFormatError(f"{path}: field 'format' must be {FORMAT_NAME!r}")
+    if info.get("version") != FORMAT_VERSION:
+        raise DatasetFormatError(f"{path}: field 'version' is {info.get('version')!r}, this navtune reads {FORMAT_VERSION}")
+    return info
+
+
+# --------------------------------------------------------------------------------------------- reading
+_EPISODE_FIELDS = ("episode_id", "task", "action_space", "scene", "steps")
+_STEP_FIELDS = ("t", "action", "pose")
+
+
+class EpisodeDataset:
+    """Read access to a dataset folder: episodes from the manifest, frames decoded on demand."""
+
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(root)
+        self.info = _read_info(self.root)
+        self.manifest_path = self.root / MANIFEST_FILE
+        self.episodes: list[dict[str, Any]] = []
+        self._index: dict[str, int] = {}
+        for i, ep in enumerate(read_jsonl(self.manifest_path)):
+            self._validate(ep, i)
+            self._index[ep["episode_id"]] = len(self.episodes)
+            self.episodes.append(ep)
+
+    def _validate(self, ep: Any, i: int) -> None:
+        where = f"{self.manifest_path}: episode #{i}"
+        if not isinstance(ep, dict):
+            raise DatasetFormatError(f"{where}: not a JSON object")
+        eid = ep.get("episode_id")
+        where = f"{self.manifest_path}: episode {eid!r}"
+        for f in _EPISODE_FIELDS:
+            if f not in ep:
+                raise DatasetFormatError(f"{where}: field {f!r} is missing")
+        if eid in self._index:
+            raise DatasetFormatError(f"{where}: listed twice")
+        if not isinstance(ep["steps"], list):
+            raise DatasetFormatError(f"{where}: field 'steps' must be a list")
+        for t, s in enumerate(ep["steps"]):
+            for f in _STEP_FIELDS:
+                if not isinstance(s, dict) or f not in s:
+                    raise DatasetFormatError(f"{where}: step {t}: field {f!r} is missing")
+            if s["t"] != t:
+                raise DatasetFormatError(f"{where}: step {t}: field 't' is {s['t']!r}")
+
+    def __len__(self) -> int:
+        return len(self.episodes)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        return self.episodes[i]
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return iter(self.episodes)
+
+    def episode(self, episode_id: str) -> dict[str, Any]:
+        try:
+            return self.episodes[self._index[episode_id]]
+        except KeyError:
+            raise KeyError(f"{self.manifest_path}: no episode {episode_id!r}") from None
+
+    @property
+    def episode_ids(self) -> list[str]:
+        return [e["episode_id"] for e in self.episodes]
+
+    @property
+    def num_steps(self) -> int:
+        return sum(len(e["steps"]) for e in self.episodes)
+
+    def iter_steps(self) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
+        for ep in self.episodes:
+            for s in ep["steps"]:
+                yield ep, s
+
+    def frame_path(self, episode: str | dict, t: int, kind: str = "rgb") -> Path:
+        ep = self.episode(episode) if isinstance(episode, str) else episode
+        steps = ep["steps"]
+        if not 0 <= t < len(steps):
+            raise FrameError(f"{self.root}: episode {ep['episode_id']!r} has no step {t} ({len(steps)} steps)")
+        rel = steps[t].get(kind)
+        if rel is None:
+            raise FrameError(f"{self.root}: episode {ep['episode_id']!r} step {t}: no {kind} frame was recorded")
+        return self.root / rel
+
+    def _load(self, episode: str | dict, t: int, kind: str) -> np.ndarray:
+        from PIL import Image, UnidentifiedImageError
+
+        ep = self.episode(episode) if isinstance(episode, str) else episode
+        path = self.frame_path(ep, t, kind)
+        where = f"{self.root}: episode {ep['episode_id']!r} step {t}: {kind} frame {path.name}"
+        try:
+            with Image.open(path) as img:
+                img.load()
+                arr = np.array(img)
+        except FileNotFoundError:
+            raise FrameError(f"{where} is missing") from None
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+            raise FrameError(f"{where} is corrupt: {e}") from e
+        if kind == "rgb" and (arr.ndim != 3 or arr.shape[-1] < 3 or arr.dtype != np.uint8):
+            raise FrameError(f"{where} is not an 8-bit RGB image ({arr.dtype} {arr.shape})")
+        if kind == "depth" and (arr.ndim != 2 or arr.dtype not in (np.uint16, np.int32)):
+            raise FrameError(f"{where} is not a 16-bit depth image ({arr.dtype} {arr.shape})")
+        return arr[..., :3] if kind == "rgb" else arr
+
+    def load_rgb(self, episode: str | dict, t: int) -> np.ndarray:
+        """(H, W, 3) uint8."""
+        return self._load(episode, t, "rgb")
+
+    def load_depth(self, episode: str | dict, t: int) -> np.ndarray:
+        """(H, W) float32 metres (0 = invalid)."""
+        return mm_to_depth(self._load(episode, t, "depth"))
+
+    def load_image(self, episode: str | dict, t: int):
+        """The RGB frame as a PIL image (what processors take)."""
+        from PIL import Image
+
+        return Image.fromarray(self.load_rgb(episode, t))
+
+    def verify(self) -> int:
+        """Decode every frame; raise `FrameError` on the first missing/corrupt one. Returns frames checked."""
+        n = 0
+        for ep, s in self.iter_steps():
+            for kind in ("rgb", "depth"):
+                if s.get(kind) is not None:
+                    self._load(ep, s["t"], kind)
+                    n += 1
+        return n
+
+
+# --------------------------------------------------------------------------------------------- splits
+def split_by_scene(
+    episodes: Iterable[Mapping[str, Any]],
+    fractions: Mapping[str, float] | None = None,
+    seed: int = 0,
+) -> dict[str, list[str]]:
+    """Split episode ids into train/val/test by *scene* (house or scan), never by step or episode, so that
+    no validation house was seen in training. Scenes are shuffled with `seed` and assigned greedily so
+    each split's share of episodes approaches its fraction; every split with a positive fraction gets at
+    least one scene when there are enough scenes."""
+    fractions = dict(fractions or {"train": 0.8, "val": 0.1, "test": 0.1})
+    if any(f < 0 for f in fractions.values()) or sum(fractions.values()) <= 0:
+        raise ValueError(f"split fractions must be >= 0 with a positive sum (got {fractions})")
+    by_scene: dict[str, list[str]] = {}
+    for ep in episodes:
+        by_scene.setdefault(str(ep["scene"]), []).append(ep["episode_id"])
+    scenes = sorted(by_scene)
+    rng = np.random.default_rng(seed)
+    scenes = [scenes[i] for i in rng.permutation(len(scenes))]
+    total = sum(fractions.values())
+    names = list(fractions)
+    out: dict[str, list[str]] = {n: [] for n in names}
+    counts = {n: 0 for n in names}
+    positive = [n for n in names if fractions[n] > 0]
+    n_all = sum(len(v) for v in by_scene.values())
+    for i, sc in enumerate(scenes):
+        empty = [n for n in positive if counts[n] == 0]
+        if empty and len(scenes) - i <= len(empty):  # just enough scenes left: one each
+            name = empty[0]
+        else:  # the split furthest below its target share
+            name = min(positive, key=lambda n: (counts[n] - fractions[n] / total * n_all) / max(fractions[n], 1e-9))
+        out[name].extend(by_scene[sc])
+        counts[name] += len(by_scene[sc])
+    return out

@@ -1,0 +1,332 @@
+"""Lazy training samples per prompt format, built from a navtune dataset folder.
+
+* ``r2r-lowlevel`` and ``objectnav-json``: one sample per step (the prompt with the history the format
+  shows, then the answer), labels only on the action's tokens (for ``r2r-lowlevel`` the word after
+  ``Action: ``, as in the seed).
+* ``chat``: one sample per episode, every action labelled, plus each action's token span and the labelled
+  positions, so a trainer can compute logits only where labels are.
+
+The text is rendered by the prompt formats of `navtune.agents.prompts` and tokenized **segment by segment
+exactly as the VLM policy does at inference** (image placeholders expanded to the processor's image token
+count), so the labels sit on the very ids the model is fed: the seed-2 reference tokenized the raw prompt
+for labels and the chat-templated one for inputs, which misaligned them. `mm_token_type_ids` (1 on image
+tokens) is always returned: Qwen2.5-VL's rotary positions depend on it. Frames are decoded only in
+``__getitem__`` (DataLoader workers do the work) and only those the format shows.
+"""
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import torch
+from torch.utils.data import Dataset
+
+from navtune.core.actions import ACTION_SPACES
+from navtune.data.format import EpisodeDataset, split_by_scene
+
+IGNORE_INDEX = -100
+IMAGE_PAD = "<|image_pad|>"
+PER_STEP_FORMATS = ("r2r-lowlevel", "objectnav-json")
+EPISODE_FORMATS = ("chat",)
+
+
+@dataclass(frozen=True)
+class FrameRef:
+    """A frame not decoded yet: prompt formats pass it through into `Rendered.images`."""
+
+    episode: int
+    t: int
+
+
+def _round(d: float, decimals: int | None) -> float:
+    return round(float(d), decimals) if decimals is not None else float(d)
+
+
+class FormatSamples(Dataset):
+    """Shared machinery: the dataset, the prompt format, tokenization and image preprocessing.
+
+    `target`: ``"action"`` labels the executed action; ``"expert"`` labels the expert's action at each
+    visited state (DAgger data: the history shows what was executed, the answer is what the expert
+    would have done; per-step formats only). `episode_ids` restricts to a subset (e.g. a split)."""
+
+    def __init__(
+        self,
+        dataset: EpisodeDataset | str | os.PathLike,
+        processor: Any,
+        format: str,
+        system_prompt: str | None = None,
+        image_size: tuple[int, int] | None = (320, 240),
+        target: str = "action",
+        distance_decimals: int | None = 3,
+        episode_ids: Sequence[str] | None = None,
+    ):
+        from navtune.agents.prompts import get_format, load_system_prompt
+
+        self.ds = dataset if isinstance(dataset, EpisodeDataset) else EpisodeDataset(dataset)
+        if target not in ("action", "expert"):
+            raise ValueError(f"target must be 'action' or 'expert' (got {target!r})")
+        spaces = {ep["action_space"] for ep in self.ds}
+        if format == "chat":
+            if len(spaces) > 1:
+                raise ValueError(f"{self.ds.root}: chat format needs one action space, the dataset mixes {sorted(spaces)}")
+            self.format = get_format(format, action_space=next(iter(spaces), "graph"))
+        else:
+            self.format = get_format(format)
+            bad = spaces - {self.format.action_space}
+            if bad:
+                raise ValueError(f"{self.ds.root}: format {format!r} speaks {self.format.action_space} actions but the "
+                                 f"dataset holds {sorted(bad)} episodes")
+        self.format_name = format
+        self.processor = processor
+        self.tokenizer = processor.tokenizer
+        self.image_processor = processor.image_processor
+        self.merge = int(getattr(self.image_processor, "merge_size", 2))
+        self.image_token_id = int(self.tokenizer.convert_tokens_to_ids(IMAGE_PAD))
+        self.system_prompt = system_prompt if system_prompt is not None else load_system_prompt()
+        self.image_size = tuple(image_size) if image_size else None
+        self.target = target
+        self.distance_decimals = distance_decimals
+        if episode_ids is None:
+            self.episodes = list(range(len(self.ds)))
+        else:
+            wanted = set(episode_ids)
+            self.episodes = [i for i, ep in enumerate(self.ds) if ep["episode_id"] in wanted]
+            missing = wanted - {self.ds[i]["episode_id"] for i in self.episodes}
+            if missing:
+                raise KeyError(f"{self.ds.manifest_path}: no episode(s) {sorted(missing)[:5]}")
+        for i in self.episodes:
+            ep = self.ds[i]
+            for s in ep["steps"]:
+                if s.get("rgb") is None:
+                    raise ValueError(f"{self.ds.root}: episode {ep['episode_id']!r} step {s['t']}: no rgb frame "
+                                     "(a VLM needs images; collect with a renderer)")
+                if target == "expert" and s.get("expert_action") is None:
+                    raise ValueError(f"{self.ds.root}: episode {ep['episode_id']!r} step {s['t']}: no expert_action")
+
+    # ------------------------------------------------------------ steps -> prompt inputs
+    def step_inputs(self, e: int) -> tuple[list[Any], list[str], list[str]]:
+        """(StepInputs, executed actions, labelled actions) of episode index `e`, frames as `FrameRef`s."""
+        from navtune.agents.prompts import StepInput
+
+        ep = self.ds[e]
+        space = ACTION_SPACES[ep["action_space"]]
+        steps, executed = [], []
+        for s in ep["steps"]:
+            t = s["t"]
+            steps.append(
+                StepInput(
+                    instruction=ep.get("instruction") or "",
+                    step=t,
+                    distance=_round(s.get("info", {}).get("distance_traveled", 0.0), self.distance_decimals),
+                    previous_actions=list(executed),
+                    allowed_actions=tuple(s.get("allowed_actions") or space),
+                    image=FrameRef(e, t),
+                    previous_images=[FrameRef(e, k) for k in range(t)],
+                )
+            )
+            executed.append(s["action"])
+        labels = [s["expert_action"] for s in ep["steps"]] if self.target == "expert" else list(executed)
+        return steps, executed, labels
+
+    # ------------------------------------------------------------ tokenization
+    def _load_images(self, refs: Sequence[Any]) -> list[Any]:
+        from PIL import Image
+
+        out = []
+        for r in refs:
+            if not isinstance(r, FrameRef):
+                raise TypeError(f"unexpected image {r!r} in a rendered prompt")
+            img = Image.fromarray(self.ds.load_rgb(self.ds[r.episode], r.t))
+            if self.image_size is not None and img.size != self.image_size:
+                img = img.resize(self.image_size, Image.Resampling.LANCZOS)
+            out.append(img)
+        return out
+
+    def encode(self, rendered: Any) -> dict[str, Any]:
+        """Token ids (segments tokenized one by one), labels on target segments, image tensors."""
+        images = self._load_images(rendered.images)
+        out: dict[str, Any] = {}
+        counts: list[int] = []
+        if images:
+            pre = self.image_processor(images=images, return_tensors="pt")
+            out["pixel_values"] = pre["pixel_values"]
+            out["image_grid_thw"] = pre["image_grid_thw"]
+            counts = [int(g.prod()) // (self.merge**2) for g in pre["image_grid_thw"]]
+        ids: list[int] = []
+        spans: list[tuple[int, int, str]] = []
+        k = 0
+        for seg in rendered.segments:
+            text = seg.text
+            n = text.count(IMAGE_PAD)
+            if n:
+                if k + n > len(counts):
+                    raise ValueError(f"prompt has more image placeholders than images ({len(counts)})")
+                pieces = text.split(IMAGE_PAD)
+                text = pieces[0] + "".join(IMAGE_PAD * counts[k + j] + pieces[j + 1] for j in range(n))
+                k += n
+            seg_ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+            if seg.target:
+                spans.append((len(ids), len(ids) + len(seg_ids), seg.action or seg.text))
+            ids += seg_ids
+        if k != len(counts):
+            raise ValueError(f"prompt has {k} image placeholders but {len(counts)} images")
+        input_ids = torch.tensor([ids], dtype=torch.long)
+        labels = torch.full((len(ids),), IGNORE_INDEX, dtype=torch.long)
+        for a, b, _ in spans:
+            labels[a:b] = input_ids[0, a:b]
+        out.update(
+            input_ids=input_ids,
+            attention_mask=torch.ones_like(input_ids),
+            mm_token_type_ids=(input_ids == self.image_token_id).long(),
+            labels=labels,
+            label_positions=torch.nonzero(labels != IGNORE_INDEX).flatten(),
+            action_spans=[(a, b) for a, b, _ in spans],
+            actions=[act for _, _, act in spans],
+        )
+        return out
+
+    def _relabel(self, sample: dict[str, Any], labels: list[str], where: str) -> dict[str, Any]:
+        """Put the labelled actions' tokens on the action spans (differs from the input only for DAgger)."""
+        if sample["actions"] == labels:
+            return sample
+        new = sample["labels"].clone()
+        for (a, b), act in zip(sample["action_spans"], labels):
+            tok = self.tokenizer(act, add_special_tokens=False)["input_ids"]
+            if len(tok) != b - a:
+                raise ValueError(f"{where}: expert action {act!r} has {len(tok)} tokens where the executed action "
+                                 f"has {b - a}; relabel with a per-step format")
+            new[a:b] = torch.tensor(tok)
+        sample["labels"], sample["actions"] = new, list(labels)
+        return sample
+
+    def rewards(self, i: int) -> list[float]:
+        """Per-step rewards of the i-th episode (NaN when unknown), without decoding frames."""
+        ep = self.ds[self.episodes[i]]
+        return [math.nan if s.get("reward") is None else float(s["reward"]) for s in ep["steps"]]
+
+
+class StepSamples(FormatSamples):
+    """Per-step samples for ``r2r-lowlevel`` / ``objectnav-json``: prompt with history + one labelled action."""
+
+    def __init__(self, dataset: EpisodeDataset | str | os.PathLike, processor: Any, format: str = "r2r-lowlevel",
+                 **kwargs: Any):
+        if format not in PER_STEP_FORMATS:
+            raise ValueError(f"StepSamples is for {PER_STEP_FORMATS}; use EpisodeSamples for {format!r}")
+        super().__init__(dataset, processor, format, **kwargs)
+        self.index = [(e, s["t"]) for e in self.episodes for s in self.ds[e]["steps"]]
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        e, t = self.index[i]
+        steps, _, labels = self.step_inputs(e)
+        rendered = self.format.render_step(steps[t], self.system_prompt) + self.format.render_target(labels[t])
+        sample = self.encode(rendered)
+        ep = self.ds[e]
+        s = ep["steps"][t]
+        sample.update(episode_id=ep["episode_id"], t=t, allowed=[tuple(steps[t].allowed_actions)],
+                      reward=s.get("reward"), ret=s.get("return"))
+        return sample
+
+
+class EpisodeSamples(FormatSamples):
+    """One item per episode: ``chunks`` (one sample for ``chat``; one per step for per-step formats),
+    the labelled actions in order, the allowed actions and rewards per step (what a trainer consumes)."""
+
+    def __init__(self, dataset: EpisodeDataset | str | os.PathLike, processor: Any, format: str = "chat",
+                 **kwargs: Any):
+        if format not in PER_STEP_FORMATS + EPISODE_FORMATS:
+            raise ValueError(f"unknown prompt format {format!r}; known: {PER_STEP_FORMATS + EPISODE_FORMATS}")
+        super().__init__(dataset, processor, format, **kwargs)
+
+    def __len__(self) -> int:
+        return len(self.episodes)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        e = self.episodes[i]
+        ep = self.ds[e]
+        steps, executed, labels = self.step_inputs(e)
+        if self.format_name == "chat":
+            (rendered,) = self.format.render_episode(steps, executed, self.system_prompt)
+            chunks = [self._relabel(self.encode(rendered), labels, f"{self.ds.root}: episode {ep['episode_id']!r}")]
+        else:
+            chunks = [self.encode(self.format.render_step(s, self.system_prompt) + self.format.render_target(a))
+                      for s, a in zip(steps, labels)]
+        return {
+            "episode_id": ep["episode_id"],
+            "chunks": chunks,
+            "actions": labels,
+            "allowed": [tuple(s.allowed_actions) for s in steps],
+            "rewards": torch.tensor(self.rewards(i), dtype=torch.float64),
+        }
+
+
+def training_samples(dataset: EpisodeDataset | str | os.PathLike, processor: Any, format: str, per: str | None = None,
+                     **kwargs: Any) -> FormatSamples:
+    """The natural sample unit of a format: per step for r2r-lowlevel/objectnav-json, per episode for chat
+    (`per="episode"` groups a per-step format by episode)."""
+    per = per or ("episode" if format in EPISODE_FORMATS else "step")
+    if per == "step":
+        return StepSamples(dataset, processor, format, **kwargs)
+    if per == "episode":
+        return EpisodeSamples(dataset, processor, format, **kwargs)
+    raise ValueError(f"per must be 'step' or 'episode' (got {per!r})")
+
+
+def split_samples(dataset: EpisodeDataset | str | os.PathLike, processor: Any, format: str,
+                  fractions: dict[str, float] | None = None, seed: int = 0, **kwargs: Any) -> dict[str, FormatSamples]:
+    """Training samples per split, split by house/scan (never by step): {"train": ..., "val": ..., ...}."""
+    ds = dataset if isinstance(dataset, EpisodeDataset) else EpisodeDataset(dataset)
+    splits = split_by_scene(ds.episodes, fractions, seed)
+    return {name: training_samples(ds, processor, format, episode_ids=ids, **kwargs) for name, ids in splits.items() if ids}
+
+
+# ---------------------------------------------------------------------------------------------- collate
+_SEQ_KEYS = ("input_ids", "attention_mask", "mm_token_type_ids")
+
+
+class PadCollator:
+    """Batches samples: right-pads the sequences (pad id, attention 0, labels -100), concatenates the images'
+    patches and grids, keeps `mm_token_type_ids`, and lists per-sample label positions / action spans."""
+
+    def __init__(self, pad_token_id: int):
+        self.pad_token_id = int(pad_token_id)
+
+    def __call__(self, samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
+        if not samples:
+            raise ValueError("empty batch")
+        L = max(s["input_ids"].shape[1] for s in samples)
+        batch: dict[str, Any] = {}
+        for key in _SEQ_KEYS:
+            fill = self.pad_token_id if key == "input_ids" else 0
+            rows = [torch.nn.functional.pad(s[key], (0, L - s[key].shape[1]), value=fill) for s in samples]
+            batch[key] = torch.cat(rows)
+        batch["labels"] = torch.stack(
+            [torch.nn.functional.pad(s["labels"], (0, L - s["labels"].shape[0]), value=IGNORE_INDEX) for s in samples]
+        )
+        with_img = [s for s in samples if "pixel_values" in s]
+        if with_img:
+            batch["pixel_values"] = torch.cat([s["pixel_values"] for s in with_img])
+            batch["image_grid_thw"] = torch.cat([s["image_grid_thw"] for s in with_img])
+        batch["label_positions"] = [s["label_positions"] for s in samples]
+        batch["action_spans"] = [s["action_spans"] for s in samples]
+        batch["actions"] = [s["actions"] for s in samples]
+        for key in ("episode_id", "t", "reward", "ret"):
+            if all(key in s for s in samples):
+                batch[key] = [s[key] for s in samples]
+        return batch
+
+    @classmethod
+    def for_processor(cls, processor: Any) -> "PadCollator":
+        tok = processor.tokenizer
+        pad = tok.pad_token_id if tok.pad_token_id is not None else tok.convert_tokens_to_ids("<|endoftext|>")
+        return cls(pad)
+
+
+def model_inputs(sample_or_batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """Only what `Qwen2_5_VLForConditionalGeneration.forward` takes (labels excluded)."""
+    keys = ("input_ids", "attention_mask", "mm_token_type_ids", "pixel_values", "image_grid_thw")
+    return {k: sample_or_batch[k] for k in keys if k in sample_or_batch}
