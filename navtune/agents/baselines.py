@@ -1,0 +1,97 @@
+"""Baseline agents behind the `Policy` interface: random, forward-only and the oracle expert.
+
+They bound what a learned agent should reach: random/forward are floors, the oracle (the env's
+shortest-path expert, passed in by the harness) is the ceiling of the action space."""
+from __future__ import annotations
+
+import numpy as np
+
+from navtune.agents.policy import POLICIES, ActionOutput, BasePolicy, Slot
+from navtune.core.actions import ACTION_SPACES, FORWARD, TURNS, action_space_of
+from navtune.envs.protocol import Observation
+
+
+def _check_space(action_space: str) -> str:
+    if action_space not in ACTION_SPACES:
+        raise ValueError(f"unknown action_space {action_space!r}; known: {sorted(ACTION_SPACES)}")
+    return action_space
+
+
+@POLICIES.register("random")
+class RandomPolicy(BasePolicy):
+    """Uniform over the observation's allowed actions. `include_stop=False` never stops (except when
+    stop is the only allowed action), which keeps random episodes from ending at step 0."""
+
+    name = "random"
+
+    def __init__(self, action_space: str = "graph", seed: int = 0, include_stop: bool = True) -> None:
+        super().__init__()
+        self.action_space = _check_space(action_space)
+        self.include_stop = include_stop
+        self.rng = np.random.default_rng(seed)
+
+    def _act(self, observations: dict[Slot, Observation]) -> dict[Slot, ActionOutput]:
+        out = {}
+        for s, obs in observations.items():
+            allowed = list(obs.allowed_actions or ACTION_SPACES[self.action_space])
+            if not self.include_stop and len(allowed) > 1:
+                allowed = [a for a in allowed if a.lower() != "stop"] or allowed
+            out[s] = ActionOutput(action=str(allowed[int(self.rng.integers(len(allowed)))]))
+        return out
+
+
+@POLICIES.register("forward")
+class ForwardPolicy(BasePolicy):
+    """Always moves forward; when forward is not allowed it turns right (so it never gets stuck on a
+    wall forever and never stops unless `max_steps` is reached)."""
+
+    name = "forward"
+
+    def __init__(self, action_space: str = "graph", max_steps: int | None = None) -> None:
+        super().__init__()
+        self.action_space = _check_space(action_space)
+        self.max_steps = max_steps
+
+    def _act(self, observations: dict[Slot, Observation]) -> dict[Slot, ActionOutput]:
+        fwd = FORWARD[self.action_space]
+        right = TURNS[self.action_space][1]
+        stop = [a for a in ACTION_SPACES[self.action_space] if a.lower() == "stop"][0]
+        out = {}
+        for s, obs in observations.items():
+            allowed = obs.allowed_actions or ACTION_SPACES[self.action_space]
+            if self.max_steps is not None and obs.step >= self.max_steps and stop in allowed:
+                a = stop
+            elif fwd in allowed:
+                a = fwd
+            elif right in allowed:
+                a = right
+            else:
+                a = allowed[0]
+            out[s] = ActionOutput(action=a)
+        return out
+
+
+@POLICIES.register("oracle")
+class OraclePolicy(BasePolicy):
+    """Takes the env's expert action, which the harness writes into `observation.info["expert_action"]`
+    because `needs_expert` is True (agents never touch the env themselves)."""
+
+    name = "oracle"
+    needs_expert = True
+
+    def __init__(self, action_space: str = "graph") -> None:
+        super().__init__()
+        self.action_space = _check_space(action_space)
+
+    def _act(self, observations: dict[Slot, Observation]) -> dict[Slot, ActionOutput]:
+        out = {}
+        for s, obs in observations.items():
+            a = obs.info.get("expert_action")
+            if a is None:
+                raise KeyError(
+                    f"oracle: observation of slot {s!r} has no info['expert_action']; the harness must fill it "
+                    "when policy.needs_expert is True"
+                )
+            action_space_of(a)  # clear error for an unknown action name
+            out[s] = ActionOutput(action=a)
+        return out

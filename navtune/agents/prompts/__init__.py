@@ -1,0 +1,44 @@
+"""Prompt formats (registry `PROMPT_FORMATS`): r2r-lowlevel (seed 1), objectnav-json (seed 2), chat."""
+from pathlib import Path
+
+from navtune.agents.prompts import chat, objectnav_json, r2r_lowlevel  # noqa: F401  (register)
+from navtune.agents.prompts.base import (
+    IMAGE_PLACEHOLDER,
+    PROMPT_FORMATS,
+    QWEN25VL_CHAT_TEMPLATE,
+    Rendered,
+    Segment,
+    StepInput,
+    get_format,
+    render_chat,
+)
+
+DEFAULT_SYSTEM_PROMPT_FILE = Path(__file__).with_name("system_prompt.txt")
+
+
+def load_system_prompt(path: str | Path | None = None, model_dir: str | Path | None = None) -> str:
+    """System prompt text: `path` if given, else the model's `system_prompt.txt` (a local folder's, or a hub
+    repo's when it ships one, e.g. the seed-1 model whose prompt is "mandatory"), else navtune's default."""
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise FileNotFoundError(f"system prompt file not found: {p}")
+        return p.read_text(encoding="utf-8")
+    if model_dir is not None:
+        local = Path(model_dir) / "system_prompt.txt"
+        if local.is_file():
+            return local.read_text(encoding="utf-8")
+        if not Path(model_dir).exists() and str(model_dir).count("/") == 1:  # a hub id: its file, when cached/reachable
+            try:
+                from huggingface_hub import hf_hub_download
+
+                return Path(hf_hub_download(str(model_dir), "system_prompt.txt")).read_text(encoding="utf-8")
+            except Exception:  # noqa: BLE001 - offline, no such file, no access: fall back to navtune's text
+                pass
+    return DEFAULT_SYSTEM_PROMPT_FILE.read_text(encoding="utf-8")
+
+
+__all__ = [
+    "IMAGE_PLACEHOLDER", "PROMPT_FORMATS", "QWEN25VL_CHAT_TEMPLATE", "Rendered", "Segment", "StepInput",
+    "get_format", "render_chat", "load_system_prompt", "DEFAULT_SYSTEM_PROMPT_FILE",
+]

@@ -1,0 +1,122 @@
+"""Prompt-format API shared by inference and training.
+
+A format renders a step (or, for `chat`, a whole episode) into `Segment`s: pieces of text that are
+tokenized **separately** and concatenated. The split matters: the seed tokenizes the chat-template text
+and the assistant prefix ``<|im_start|>assistant\\nAction: `` separately, so the action word is a token
+of its own ("Left", not " Left"); tokenizing the joined text would give different ids. Segments flagged
+``target`` hold an action: training puts labels only there, inference scores candidates there.
+
+Image placeholders in text are ``IMAGE_PLACEHOLDER`` (the Qwen2.5-VL chat-template form); the images
+themselves are listed in `Rendered.images` in placeholder order.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol, Sequence
+
+import jinja2
+
+from navtune.core.registry import Registry
+
+IMAGE_PLACEHOLDER = "<|vision_start|><|image_pad|><|vision_end|>"
+ASSISTANT_PREFIX = "<|im_start|>assistant\n"
+
+#: The Qwen2-VL / Qwen2.5-VL chat template (chat_template.json of Qwen/Qwen2.5-VL-3B-Instruct).
+QWEN25VL_CHAT_TEMPLATE = (
+    "{% set image_count = namespace(value=0) %}{% set video_count = namespace(value=0) %}"
+    "{% for message in messages %}{% if loop.first and message['role'] != 'system' %}"
+    "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n{% endif %}"
+    "<|im_start|>{{ message['role'] }}\n{% if message['content'] is string %}"
+    "{{ message['content'] }}<|im_end|>\n{% else %}{% for content in message['content'] %}"
+    "{% if content['type'] == 'image' or 'image' in content or 'image_url' in content %}"
+    "{% set image_count.value = image_count.value + 1 %}{% if add_vision_id %}Picture {{ image_count.value }}: "
+    "{% endif %}<|vision_start|><|image_pad|><|vision_end|>"
+    "{% elif content['type'] == 'video' or 'video' in content %}{% set video_count.value = video_count.value + 1 %}"
+    "{% if add_vision_id %}Video {{ video_count.value }}: {% endif %}<|vision_start|><|video_pad|><|vision_end|>"
+    "{% elif 'text' in content %}{{ content['text'] }}{% endif %}{% endfor %}<|im_end|>\n{% endif %}{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+_template = jinja2.Environment(trim_blocks=True, lstrip_blocks=True).from_string(QWEN25VL_CHAT_TEMPLATE)
+
+
+def render_chat(messages: list[dict], add_generation_prompt: bool = False) -> str:
+    """Apply the Qwen2.5-VL chat template without needing a tokenizer (same jinja settings as transformers)."""
+    return _template.render(messages=messages, add_generation_prompt=add_generation_prompt, add_vision_id=False)
+
+
+@dataclass
+class Segment:
+    text: str
+    target: bool = False  # True: this segment is an action (labels / scored candidates go here)
+    action: str | None = None
+
+
+@dataclass
+class Rendered:
+    """A rendered prompt: segments to tokenize one by one and the images for its placeholders."""
+
+    segments: list[Segment]
+    images: list[Any] = field(default_factory=list)
+
+    @property
+    def text(self) -> str:
+        return "".join(s.text for s in self.segments)
+
+    def target_char_spans(self) -> list[tuple[int, int, str]]:
+        """(start, end, action) character spans of the action targets in `text`."""
+        spans, pos = [], 0
+        for s in self.segments:
+            if s.target:
+                spans.append((pos, pos + len(s.text), s.action or s.text))
+            pos += len(s.text)
+        return spans
+
+    def __add__(self, other: "Rendered") -> "Rendered":
+        return Rendered(self.segments + other.segments, self.images + other.images)
+
+
+@dataclass
+class StepInput:
+    """What a format needs about one step (built from an Observation, a dataset row or a CASE.json)."""
+
+    instruction: str
+    step: int
+    distance: float | int
+    previous_actions: list[str]
+    allowed_actions: Sequence[str]
+    image: Any = None  # current frame (array / PIL); None when rendering text only
+    previous_images: list[Any] = field(default_factory=list)
+    num_previous_images: int | None = None  # for text-only rendering without images
+
+    @property
+    def n_previous(self) -> int:
+        return len(self.previous_images) if self.num_previous_images is None else self.num_previous_images
+
+
+class PromptFormat(Protocol):
+    """One format. `render_step` is the prompt the model sees before choosing step t's action (ending with
+    the assistant prefix); `render_target` is the action answer; `render_episode` is the full training text.
+    Incremental formats (`chat`) also give `render_delta`: the tokens to append to the previous step."""
+
+    name: str
+    action_space: str
+    incremental: bool
+
+    def render_step(self, step: StepInput, system_prompt: str) -> Rendered: ...
+
+    def render_target(self, action: str, **extra: Any) -> Rendered: ...
+
+    def render_episode(self, steps: list[StepInput], actions: list[str], system_prompt: str) -> list[Rendered]: ...
+
+    def candidates(self, allowed: Sequence[str]) -> list[Segment]: ...
+
+
+PROMPT_FORMATS: Registry = Registry("prompt format")
+
+
+def get_format(name: str, **kwargs: Any) -> PromptFormat:
+    """Instantiate a registered prompt format ("r2r-lowlevel", "objectnav-json", "chat")."""
+    import navtune.agents.prompts  # noqa: F401  (registers the formats)
+
+    return PROMPT_FORMATS.get(name)(**kwargs)
