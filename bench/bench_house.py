@@ -1,0 +1,194 @@
+"""Embedded house simulator speed and memory, measured side by side in one run.
+
+1. RSS of one env over 500 resets that switch houses (memory must stay flat), and per world created+closed.
+2. RGB-D steps/s at 320x240 on one core (llvmpipe limited to one raster thread), same house and actions:
+   - raw MiniWorld: stock observation path (float multisampled framebuffer) + `render_depth()` (second pass);
+   - navtune world: the same MiniWorld env with navtune's 8-bit framebuffer, depth read from the same render;
+   - navtune env: `HouseNavEnv.step` (world step + Observation, pose, geodesic distance, collision flag).
+   Goals: >= 200 steps/s per core; wrapper overhead (navtune env vs navtune world) <= 20 %.
+3. Throughput with 2 worker processes vs 1 (spawn, one env per process). Goal: >= 1.7x (needs 2 idle cores).
+
+    .venv/bin/python bench/bench_house.py [--steps 600] [--resets 500] [--skip-parallel]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+os.environ.setdefault("LP_NUM_THREADS", "1")  # per-core numbers; set before OpenGL starts
+
+ACTIONS = ("move_forward", "move_forward", "turn_left", "move_forward", "turn_right", "move_forward")
+
+
+def rss_mib() -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024.0
+    return float("nan")
+
+
+def _episode(seed: int = 0):
+    from navtune.tasks.house.objectnav import generate_objectnav_episodes
+
+    return next(iter(generate_objectnav_episodes([seed], per_house=1)))
+
+
+def bench_single(steps: int) -> dict[str, float]:
+    from navtune.envs.house.env import HouseEnvConfig, HouseNavEnv
+    from navtune.envs.house.world import HouseWorld
+
+    ep = _episode(0)
+    x, y, _ = ep.start_position
+    raw = HouseWorld(seed=0, fast_render=False)
+    core = HouseWorld(seed=0)
+    env = HouseNavEnv(HouseEnvConfig())
+    mw_act = {a: raw.actions[a] for a in ACTIONS}
+
+    def run_raw() -> None:
+        raw.set_pose(x, y, ep.start_heading)
+        for k in range(steps):
+            raw.step(mw_act[ACTIONS[k % len(ACTIONS)]])
+            raw.render_depth()
+
+    def run_core() -> None:
+        core.set_pose(x, y, ep.start_heading)
+        for k in range(steps):
+            core.step(mw_act[ACTIONS[k % len(ACTIONS)]])
+            assert core.last_depth is not None
+
+    def run_env() -> None:
+        env.reset(ep)
+        for k in range(steps):
+            r = env.step(ACTIONS[k % len(ACTIONS)])
+            assert r.observation.rgb is not None and r.observation.depth is not None
+            if r.done:
+                env.reset(ep)
+
+    rates: dict[str, list[float]] = {"raw": [], "core": [], "env": []}
+    for _ in range(5):  # interleaved rounds: load changes on a shared machine hit all three alike
+        for name, fn in (("raw", run_raw), ("core", run_core), ("env", run_env)):
+            t = time.perf_counter()
+            fn()
+            rates[name].append(steps / (time.perf_counter() - t))
+    for w in (raw, core):
+        w.close()
+    env.close()
+    out = {k: max(v) for k, v in rates.items()}
+    # per-round ratio, median: robust to load changes between rounds on a shared machine
+    out["overhead"] = float(sorted(1 - e / c for e, c in zip(rates["env"], rates["core"]))[2])
+    return out
+
+
+def _render_steps(env, n: int) -> float:
+    """Worker job: n RGB-D steps in the worker's env; returns its busy seconds."""
+    env.reset(_episode(0))
+    t = time.perf_counter()
+    for k in range(n):
+        r = env.step(ACTIONS[k % len(ACTIONS)])
+        if r.done:
+            env.reset(_episode(0))
+    return time.perf_counter() - t
+
+
+def bench_parallel(steps: int, jobs: int = 4) -> dict[str, float]:
+    import functools
+
+    from navtune.envs.house.parallel import HouseWorkerPool
+
+    out = {}
+    for workers in (1, 2):
+        with HouseWorkerPool(workers) as pool:
+            t = time.perf_counter()
+            pool.wait_ready()
+            startup = time.perf_counter() - t
+            pool.map(functools.partial(_call_render, n=20), range(workers))  # warm-up
+            t = time.perf_counter()
+            pool.map(functools.partial(_call_render, n=steps), range(jobs))
+            wall = time.perf_counter() - t
+        out[f"{workers}w_steps_per_s"] = jobs * steps / wall
+        out[f"{workers}w_startup_s"] = startup
+    out["speedup"] = out["2w_steps_per_s"] / out["1w_steps_per_s"]
+    return out
+
+
+def _call_render(env, _item, n: int) -> float:
+    return _render_steps(env, n)
+
+
+def bench_resets(resets: int, houses: int = 100) -> list[tuple[int, float]]:
+    from navtune.envs.house.env import HouseEnvConfig, HouseNavEnv
+    from navtune.tasks.house.objectnav import generate_objectnav_episodes
+
+    episodes = list(generate_objectnav_episodes(range(houses), per_house=1))
+    env = HouseNavEnv(HouseEnvConfig())
+    marks = []
+    t = time.perf_counter()
+    for k in range(resets):
+        env.reset(episodes[k % len(episodes)])  # consecutive resets switch houses
+        env.step("move_forward")
+        if k == 0 or (k + 1) % 100 == 0:
+            marks.append((k + 1, rss_mib()))
+    dt = time.perf_counter() - t
+    env.close()
+    print(f"  {resets} resets (each a different house than the last) in {dt:.1f} s, {1000 * dt / resets:.0f} ms each")
+    return marks
+
+
+def bench_create_close(n: int = 5) -> tuple[float, float]:
+    """RSS growth per world created and closed (navtune frees its GL objects and context; stock MiniWorld
+    leaks ~37 MiB per env)."""
+    import gc
+
+    from navtune.envs.house.world import HouseWorld
+
+    HouseWorld(seed=0).close()  # first one loads textures and meshes into the process caches
+    gc.collect()
+    before = rss_mib()
+    for k in range(n):
+        HouseWorld(seed=k).close()
+    gc.collect()
+    return before, (rss_mib() - before) / n
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--steps", type=int, default=600)
+    ap.add_argument("--resets", type=int, default=500)
+    ap.add_argument("--skip-parallel", action="store_true")
+    ap.add_argument("--skip-memory", action="store_true")
+    args = ap.parse_args()
+    print(f"load average: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores (other work slows every number)")
+    print(f"LP_NUM_THREADS={os.environ.get('LP_NUM_THREADS')}")
+
+    if not args.skip_memory:
+        print(f"1. RSS over {args.resets} resets (run first, in a fresh process):")
+        marks = bench_resets(args.resets)
+        for k, m in marks:
+            print(f"  after {k:4d} resets: RSS {m:7.1f} MiB")
+        if len(marks) > 2:  # the first ~100 houses still load textures and meshes into the per-process caches
+            growth = marks[-1][1] - marks[1][1]
+            print(f"  growth from reset {marks[1][0]} to {marks[-1][0]}: {growth:+.1f} MiB")
+        base, per_env = bench_create_close()
+        print(f"  create + close a world (5 times): {per_env:+.1f} MiB RSS each")
+
+    print("2. RGB-D steps/s at 320x240, one core (best of 5 interleaved rounds):")
+    r = bench_single(args.steps)
+    print(f"  raw MiniWorld (stock framebuffer + render_depth): {r['raw']:7.1f} steps/s")
+    print(f"  navtune world (one render, depth from its buffer): {r['core']:7.1f} steps/s")
+    print(f"  navtune env (HouseNavEnv.step, full Observation):  {r['env']:7.1f} steps/s   goal >= 200")
+    print(f"  navtune env vs raw MiniWorld: {r['env'] / r['raw']:.2f}x")
+    print(f"  wrapper overhead (env vs world, median of per-round ratios): {100 * r['overhead']:.1f} %   goal <= 20 %")
+
+    if not args.skip_parallel:
+        print("3. parallel rollouts (spawn, one env per process, 4 jobs x", args.steps, "RGB-D steps):")
+        p = bench_parallel(args.steps)
+        print(f"  1 worker : {p['1w_steps_per_s']:7.1f} steps/s (start-up {p['1w_startup_s']:.1f} s)")
+        print(f"  2 workers: {p['2w_steps_per_s']:7.1f} steps/s (start-up {p['2w_startup_s']:.1f} s)")
+        print(f"  speed-up: {p['speedup']:.2f}x   goal >= 1.7x")
+
+
+if __name__ == "__main__":
+    main()
+
