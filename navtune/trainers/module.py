@@ -1,0 +1,299 @@
+"""LightningModules: SFT (seed 1) and AWR/RWR offline RL (seed 2), one code path.
+
+Both consume one episode per batch (``EpisodeBatch``) and step the optimizer manually: each chunk
+(a per-step prompt, or a whole packed ``chat`` episode) is forwarded and back-propagated on its own,
+with DDP's gradient sync blocked until the last chunk of the last episode of an optimizer step, so
+memory stays that of one forward while the gradient is exactly the episode-mean loss's.
+
+Per action a: nll_a = -log p(a) (mean or sum over its tokens), and the episode loss is
+    SFT:  mean_a nll_a
+    AWR:  mean_a w_a nll_a + c_V mean_a (V_a - G_a)^2 + l2 ||LoRA||^2 - l_H mean_a H_a
+with w_a = min(exp((G_a - b_a) / beta), w_max) (AWR, b = value head or dataset mean return) or
+min(exp(G_a / beta), w_max) (RWR), and H_a the entropy over the allowed actions.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import lightning.pytorch as pl
+import torch
+from torch import nn
+
+from navtune.core.io import append_jsonl
+from navtune.trainers import losses as L
+from navtune.trainers.batch import MODEL_INPUT_KEYS, Chunk, EpisodeBatch
+from navtune.trainers.config import AWRConfig, TrainConfig
+from navtune.trainers.freeze import lora_parameters
+
+
+#: One line per optimizer step (rank 0): {"step", "epoch", "loss" (mean over the step's episodes and
+#: processes), "lr"}. A resumed run appends to it; later lines for a step win.
+HISTORY_FILE = "loss_history.jsonl"
+
+
+def backbone_and_head(model: nn.Module) -> tuple[nn.Module, nn.Module]:
+    """(decoder that returns hidden states, lm_head) of a plain or peft-wrapped *ForConditionalGeneration."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return base.model, base.get_output_embeddings()
+
+
+@dataclass
+class ChunkOutput:
+    """Per-token and per-action results of one forward, at labelled positions only."""
+
+    token_logp: torch.Tensor  # (n,) log p of each labelled token
+    logprobs: torch.Tensor  # (n, V) log-softmax at each labelled position (entropy)
+    targets: torch.Tensor  # (n,) label token ids
+    action_of_token: torch.Tensor  # (n,) action index (within the chunk) of each labelled token
+    state_hidden: torch.Tensor  # (A, H) hidden state before each action's first token
+    n_actions: int
+
+
+def forward_chunk(model: nn.Module, chunk: Chunk) -> ChunkOutput:
+    """Forward one sequence and compute logits only where labels are (not over the whole sequence)."""
+    runs = chunk.runs()
+    if not runs:
+        raise ValueError("a training sequence has no labelled tokens")
+    pos = torch.cat(runs)
+    if int(pos.min()) < 1:
+        raise ValueError("a labelled token at position 0 has no preceding position to predict it from")
+    action_of_token = torch.cat([torch.full((len(r),), i, dtype=torch.long, device=pos.device) for i, r in enumerate(runs)])
+    backbone, head = backbone_and_head(model)
+    inputs = {k: v for k, v in chunk.inputs.items() if k in MODEL_INPUT_KEYS}
+    if "mm_token_type_ids" not in inputs and "pixel_values" in inputs:
+        raise ValueError("inputs with images need mm_token_type_ids (without it Qwen2.5-VL silently "
+                         "falls back to 1-D positions)")
+    out = backbone(**inputs, use_cache=False)
+    hidden = out.last_hidden_state[0]
+    h = hidden[pos - 1]
+    logits = head(h)
+    logprobs = torch.log_softmax(logits.float(), dim=-1)
+    targets = chunk.labels[pos]
+    token_logp = logprobs.gather(-1, targets[:, None]).squeeze(-1)
+    first = torch.stack([r[0] for r in runs]) - 1
+    return ChunkOutput(token_logp, logprobs, targets, action_of_token, hidden[first], len(runs))
+
+
+class NavTrainModule(pl.LightningModule):
+    """SFT when given a ``TrainConfig``, AWR/RWR when given an ``AWRConfig``."""
+
+    def __init__(self, model: nn.Module, cfg: TrainConfig, total_steps: int, tokenizer=None,
+                 dataset_baseline: float = 0.0):
+        super().__init__()
+        self.model = model
+        self.cfg = cfg
+        self.is_awr = isinstance(cfg, AWRConfig)
+        self.total_steps = max(1, int(total_steps))
+        self.tokenizer = tokenizer
+        self.automatic_optimization = False
+        self.strict_loading = False  # frozen base weights are not stored in checkpoints (see on_save_checkpoint)
+        self.value_head: nn.Module | None = None
+        if self.is_awr and cfg.method == "awr" and cfg.baseline == "value":
+            hidden = _hidden_size(model)
+            self.value_head = nn.Linear(hidden, 1)
+            nn.init.zeros_(self.value_head.weight)  # starts as the dataset-level baseline, learns from there
+            nn.init.constant_(self.value_head.bias, float(dataset_baseline))
+        self.register_buffer("dataset_baseline", torch.tensor(float(dataset_baseline), dtype=torch.float64))
+        self._cand_cache: dict[str, list[int]] = {}
+        self._window: list[float] = []
+
+    # ---- optimisation -------------------------------------------------------------------------
+    def configure_optimizers(self):
+        decay, no_decay, value = [], [], []
+        for n, p in self.named_parameters():
+            if not p.requires_grad:
+                continue
+            if n.startswith("value_head."):
+                value.append(p)
+            else:
+                (no_decay if p.ndim < 2 or "norm" in n.lower() else decay).append(p)
+        if not decay and not no_decay:
+            raise ValueError("nothing to train: every parameter is frozen")
+        groups = [{"params": decay, "weight_decay": self.cfg.weight_decay},
+                  {"params": no_decay, "weight_decay": 0.0}]
+        if value:  # a fresh linear head on returns of size ~10 needs a far larger step than the LoRA weights
+            groups.append({"params": value, "weight_decay": 0.0, "lr": self.cfg.value_lr})
+        params = [p for g in groups for p in g["params"]]
+        # the fused kernel is ~8x faster on CPU (a 151k-token vocabulary makes the step dominate tiny models);
+        # sharded strategies keep the plain one
+        fused = self.cfg.strategy in ("auto", "ddp") and all(p.dtype in (torch.float32, torch.bfloat16) for p in params)
+        opt = torch.optim.AdamW([g for g in groups if g["params"]], lr=self.cfg.lr, fused=fused or None)
+        warmup = int(math.ceil(self.cfg.warmup_ratio * self.total_steps))
+        from transformers import get_linear_schedule_with_warmup
+
+        sched = get_linear_schedule_with_warmup(opt, warmup, self.total_steps)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    def _is_step_end(self, batch_idx: int) -> bool:
+        n = self.trainer.num_training_batches
+        return (batch_idx + 1) % self.cfg.accumulate_episodes == 0 or (batch_idx + 1) >= n
+
+    def training_step(self, batch: EpisodeBatch, batch_idx: int):
+        opt = self.optimizers()
+        step_end = self._is_step_end(batch_idx)
+        scale = 1.0 / self.cfg.accumulate_episodes
+        stats = self.episode_loss(batch, backward_scale=scale, sync_last=step_end)
+        if step_end:
+            if self.cfg.grad_clip:
+                self.clip_gradients(opt, gradient_clip_val=self.cfg.grad_clip, gradient_clip_algorithm="norm")
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            self.lr_schedulers().step()
+        self._window.append(stats["loss"])
+        self.log("train/loss", stats["loss"], on_step=True, on_epoch=True, prog_bar=True, batch_size=1,
+                 sync_dist=True)
+        for k, v in stats.items():
+            if k != "loss":
+                self.log(f"train/{k}", v, on_step=True, on_epoch=False, batch_size=1)
+        if step_end:
+            step_loss = torch.tensor(sum(self._window) / len(self._window), device=self.device)
+            self._window = []
+            step_loss = float(self.trainer.strategy.reduce(step_loss, reduce_op="mean"))  # mean over processes
+            lr = self.lr_schedulers().get_last_lr()[0]
+            self.log("train/step_loss", step_loss, on_step=True, on_epoch=False, batch_size=1)
+            self.log("lr", lr, on_step=True, on_epoch=False, batch_size=1)
+            if self.trainer.is_global_zero and self.cfg.out:
+                append_jsonl(Path(self.cfg.out) / HISTORY_FILE, {"step": int(self.global_step),
+                             "epoch": int(self.current_epoch), "loss": step_loss, "lr": float(lr)})
+
+    def episode_loss(self, batch: EpisodeBatch, backward_scale: float | None = None,
+                     sync_last: bool = True) -> dict[str, float]:
+        """The episode's loss (see module docstring). With `backward_scale`, back-propagates chunk by
+        chunk (scaled) and returns floats; the returned "loss" is the unscaled episode loss."""
+        T = batch.num_actions
+        a0 = 0
+        returns = self.episode_returns(batch) if self.is_awr else None
+        totals = {"loss": 0.0, "nll": 0.0}
+        if self.is_awr:
+            totals.update(weight=0.0, entropy=0.0, value_loss=0.0, advantage=0.0)
+        for ci, chunk in enumerate(batch.chunks):
+            last = ci == len(batch.chunks) - 1
+            block = backward_scale is not None and not (sync_last and last)
+            ctx = _no_sync(self) if block else contextlib.nullcontext()
+            with ctx:
+                out = forward_chunk(self.model, chunk)
+                sl = slice(a0, a0 + out.n_actions)
+                a0 += out.n_actions
+                logp = L.per_action(out.token_logp, out.action_of_token, out.n_actions, self.cfg.token_reduction)
+                terms = {"nll": -logp.sum() / T}
+                loss = terms["nll"]
+                if self.is_awr:
+                    loss, extra = self._awr_terms(batch, returns[sl], sl, out, logp, T)
+                    terms.update(extra)
+                if last and self.is_awr and self.cfg.l2_coef:
+                    l2 = self.cfg.l2_coef * L.l2_penalty([p for _, p in lora_parameters(self.model)])
+                    loss = loss + l2
+                    terms["l2"] = l2
+                if backward_scale is not None:
+                    self.manual_backward(loss * backward_scale)
+            totals["loss"] += float(loss.detach())
+            for k, v in terms.items():
+                totals[k] = totals.get(k, 0.0) + float(v.detach() if isinstance(v, torch.Tensor) else v)
+        return totals
+
+    def episode_returns(self, batch: EpisodeBatch) -> torch.Tensor:
+        """G_t recomputed from the dataset's per-step rewards with this run's gamma."""
+        from navtune.data.rewards import discounted_returns
+
+        if torch.isnan(batch.rewards).any():
+            raise ValueError(f"episode {batch.episode_id}: some steps have no reward (unknown distances); "
+                             "offline RL needs rewards on every step")
+        return torch.as_tensor(discounted_returns(batch.rewards.cpu().tolist(), self.cfg.gamma), dtype=torch.float32)
+
+    def _awr_terms(self, batch: EpisodeBatch, G: torch.Tensor, sl: slice, out: ChunkOutput, logp: torch.Tensor,
+                   T: int):
+        cfg: AWRConfig = self.cfg  # type: ignore[assignment]
+        G = G.to(logp.device)
+        extra: dict[str, torch.Tensor] = {}
+        loss = torch.zeros((), device=logp.device)
+        if cfg.method == "rwr":
+            w = L.rwr_weights(G, cfg.beta, cfg.max_weight)
+        elif cfg.baseline == "value":
+            v = self.value_head(out.state_hidden.float()).squeeze(-1)
+            w = L.awr_weights(G, v, cfg.beta, cfg.max_weight)
+            vl = ((v - G) ** 2).sum() / T
+            loss = loss + cfg.value_coef * vl
+            extra["value_loss"] = vl
+            extra["advantage"] = (G - v.detach()).sum() / T
+        else:
+            b = self.dataset_baseline.to(G.device, torch.float32)
+            w = L.awr_weights(G, b, cfg.beta, cfg.max_weight)
+            extra["advantage"] = (G - b).sum() / T
+        nll = -(w * logp).sum() / T
+        loss = loss + nll
+        extra["nll"] = (-logp).sum() / T
+        extra["weight"] = w.sum() / T
+        if cfg.entropy_coef:
+            ent = self._entropy(batch, sl, out)
+            loss = loss - cfg.entropy_coef * ent.sum() / T
+            extra["entropy"] = ent.sum() / T
+        return loss, extra
+
+    def _entropy(self, batch: EpisodeBatch, sl: slice, out: ChunkOutput) -> torch.Tensor:
+        if self.tokenizer is None:
+            raise ValueError("the entropy term needs the tokenizer (to score the allowed actions)")
+        ents = []
+        for i, a in enumerate(range(sl.start, sl.stop)):
+            sel = out.action_of_token == i
+            tokens = out.targets[sel]
+            own = self._tokens(batch.actions[a])
+            if own != tokens.tolist():
+                raise ValueError(
+                    f"episode {batch.episode_id} step {a}: the labelled tokens {tokens.tolist()} are not the "
+                    f"tokenisation {own} of action {batch.actions[a]!r}; the entropy term cannot score the "
+                    "allowed actions in this format (set entropy_coef to 0)")
+            cands = [self._tokens(c) for c in batch.allowed[a]]
+            ents.append(L.entropy_of(L.candidate_logprobs(out.logprobs[sel], tokens, cands)))
+        return torch.stack(ents)
+
+    def _tokens(self, text: str) -> list[int]:
+        if text not in self._cand_cache:
+            self._cand_cache[text] = list(self.tokenizer.encode(text, add_special_tokens=False))
+        return self._cand_cache[text]
+
+    # ---- batches and checkpoints ----------------------------------------------------------------
+    def validation_step(self, batch: EpisodeBatch, batch_idx: int):
+        stats = self.episode_loss(batch, backward_scale=None)
+        self.log("val/loss", stats["loss"], on_epoch=True, prog_bar=True, batch_size=1, sync_dist=True)
+        self.log("val/nll", stats["nll"], on_epoch=True, batch_size=1, sync_dist=True)
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        """Keep only what training changes: frozen base weights come back from the model folder."""
+        trainable = {n for n, p in self.named_parameters() if p.requires_grad}
+        sd = checkpoint.get("state_dict")
+        if sd is not None:
+            buffers = {n for n, _ in self.named_buffers()}
+            checkpoint["state_dict"] = {k: v for k, v in sd.items() if k in trainable or k in buffers}
+        checkpoint["navtune_config"] = self.cfg.to_dict()
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        saved = checkpoint.get("navtune_config", {})
+        for key in ("model", "format", "lora"):
+            if key in saved and saved[key] != getattr(self.cfg, key):
+                raise ValueError(f"checkpoint was trained with {key}={saved[key]!r} but this run has "
+                                 f"{key}={getattr(self.cfg, key)!r}; resume with the same setting")
+        trainable = {n for n, p in self.named_parameters() if p.requires_grad}
+        missing = trainable - set(checkpoint.get("state_dict", {}))
+        if missing:
+            raise ValueError(f"checkpoint lacks {len(missing)} trained parameters (e.g. {sorted(missing)[0]}): "
+                             "it does not belong to this model/LoRA setup")
+
+
+def _no_sync(module: pl.LightningModule):
+    """DDP's no_sync (via Lightning's parallel strategies); a no-op on one device or without a trainer."""
+    try:
+        strategy = module.trainer.strategy
+    except RuntimeError:
+        return contextlib.nullcontext()
+    block = getattr(strategy, "block_backward_sync", None)
+    return block() if block is not None else contextlib.nullcontext()
+
+
+def _hidden_size(model: nn.Module) -> int:
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    cfg = base.config
+    text = getattr(cfg, "text_config", None) or cfg
+    return int(text.hidden_size)

@@ -1,0 +1,273 @@
+"""Assemble and run a training job: model + LoRA/freezing, data, Lightning Trainer, checkpoints, export.
+
+Outputs under ``cfg.out``::
+
+    navtune_train.json            the config of the run
+    checkpoints/step=N.ckpt, last.ckpt   Lightning checkpoints (trained weights + optimizer, scheduler,
+                                  loop and data-loader state): ``--resume`` continues exactly
+    logs/csv/version_K/metrics.csv, logs/tb/version_K/   CSV and TensorBoard logs
+    final/                        the trained model: a full HF folder (safetensors) or a peft adapter
+                                  (adapter_model.safetensors + adapter_config.json), with the processor,
+                                  system_prompt.txt, value_head.safetensors (AWR) and navtune_train.json
+"""
+from __future__ import annotations
+
+import json
+import math
+import warnings
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+
+from navtune.core.io import atomic_write_json
+from navtune.trainers.config import AWRConfig, TrainConfig
+from navtune.trainers.freeze import TrainSetupError, apply_lora, freeze_vision, trainable_summary
+
+VL_MODEL_TYPES = ("qwen2_5_vl", "qwen2_vl")
+#: Which action space each prompt format speaks (chat speaks either).
+FORMAT_ACTION_SPACES = {"r2r-lowlevel": ("graph",), "objectnav-json": ("continuous",), "chat": ("graph", "continuous")}
+
+
+def check_model_dir(path: str | Path) -> None:
+    """A clear error for a folder that is not a Qwen2(.5)-VL checkpoint (before transformers' own)."""
+    p = Path(path)
+    if not p.exists():
+        if "/" in str(path) and not str(path).startswith((".", "/")) and len(str(path).split("/")) == 2:
+            return  # a hub id: transformers decides
+        raise TrainSetupError(f"model folder not found: {p}")
+    cfg_file = p / "config.json"
+    if not cfg_file.is_file():
+        raise TrainSetupError(f"{p}: not a model folder (no config.json)")
+    try:
+        cfg = json.loads(cfg_file.read_text())
+    except json.JSONDecodeError as e:
+        raise TrainSetupError(f"{cfg_file}: not valid JSON ({e})") from None
+    mt = cfg.get("model_type")
+    if mt not in VL_MODEL_TYPES or "vision_config" not in cfg:
+        raise TrainSetupError(f"{cfg_file}: field 'model_type' is {mt!r}; navtune trains vision-language models "
+                              f"({' / '.join(VL_MODEL_TYPES)}) with a 'vision_config'")
+    if not any(p.glob("*.safetensors")) and not any(p.glob("*.bin")):
+        raise TrainSetupError(f"{p}: no weights (*.safetensors) in the model folder")
+
+
+def check_dataset_format(data_dir: str | Path, fmt: str) -> None:
+    """A clear error when a dataset's action space does not match what the prompt format speaks."""
+    from navtune.data.format import EpisodeDataset
+
+    if fmt not in FORMAT_ACTION_SPACES:
+        raise TrainSetupError(f"unknown prompt format {fmt!r}; known: {sorted(FORMAT_ACTION_SPACES)}")
+    ds = EpisodeDataset(data_dir)
+    want = FORMAT_ACTION_SPACES[fmt]
+    if "format" in ds.info.get("prompt", {}) and ds.info["prompt"]["format"] != fmt:
+        raise TrainSetupError(f"{ds.root}/dataset_info.json: field 'prompt.format' is "
+                              f"{ds.info['prompt']['format']!r} but training uses --format {fmt}")
+    for ep in ds.episodes:
+        if ep["action_space"] not in want:
+            raise TrainSetupError(
+                f"{ds.manifest_path}: episode {ep['episode_id']!r} field 'action_space' is {ep['action_space']!r} "
+                f"but prompt format {fmt!r} speaks {' / '.join(want)} actions: dataset and format do not match")
+    if len(ds) == 0:
+        raise TrainSetupError(f"{ds.manifest_path}: the dataset has no episodes")
+
+
+def resolve_precision(precision: str, accelerator: str = "auto") -> str:
+    if precision != "auto":
+        return precision
+    if accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available() and torch.cuda.is_bf16_supported():
+        return "bf16-mixed"
+    return "32-true"
+
+
+def load_trainable(cfg: TrainConfig):
+    """(model ready to train, processor): loaded, vision frozen or LoRA applied, checkpointing set."""
+    from navtune.agents.models.loading import load_model
+
+    check_model_dir(cfg.model)
+    precision = resolve_precision(cfg.precision, cfg.accelerator)
+    dtype = "bfloat16" if precision.startswith("bf16-true") else "float32"
+    try:
+        loaded = load_model(cfg.model, dtype=dtype, device="cpu",
+                            attn_implementation="auto" if torch.cuda.is_available() else "sdpa")
+    except OSError as e:  # e.g. a hub id while offline, or a folder without a tokenizer
+        raise TrainSetupError(f"could not load model {cfg.model!r}: {e}") from None
+    model = loaded.model
+    model.config.use_cache = False
+    if cfg.lora:
+        model = apply_lora(model, cfg.lora_cfg)
+    elif cfg.freeze_vision:
+        freeze_vision(model)
+    if cfg.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    model.train()
+    return model, loaded.processor
+
+
+def make_strategy(cfg: TrainConfig):
+    """Lightning strategy object for cfg.strategy (gloo for DDP on CPU)."""
+    from lightning.pytorch.strategies import DDPStrategy, FSDPStrategy
+
+    on_cpu = cfg.accelerator == "cpu" or not torch.cuda.is_available()
+    if cfg.strategy == "ddp":
+        return DDPStrategy(process_group_backend="gloo" if on_cpu else "nccl", find_unused_parameters=False)
+    if cfg.strategy == "fsdp":
+        from transformers.models.qwen2_5_vl.modeling_qwen2_5_vl import (
+            Qwen2_5_VLDecoderLayer,
+            Qwen2_5_VLVisionBlock,
+        )
+
+        return FSDPStrategy(auto_wrap_policy={Qwen2_5_VLDecoderLayer, Qwen2_5_VLVisionBlock},
+                            sharding_strategy="FULL_SHARD", state_dict_type="full",
+                            use_orig_params=True, process_group_backend="gloo" if on_cpu else None)
+    if cfg.strategy == "deepspeed":
+        return "deepspeed_stage_2"
+    return "auto"
+
+
+class ExportCallback(pl.Callback):
+    """Writes ``out/final`` (HF folder or peft adapter + processor + config) when training ends."""
+
+    def __init__(self, cfg: TrainConfig, processor, out: Path):
+        self.cfg, self.processor, self.out = cfg, processor, out
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module) -> None:
+        state_dict = None
+        if type(trainer.strategy).__name__ == "FSDPStrategy":  # sharded: gather (collective, every rank)
+            full = trainer.strategy.lightning_module_state_dict()
+            state_dict = {k[len("model."):]: v for k, v in full.items() if k.startswith("model.")}
+        if trainer.is_global_zero:
+            export_model(pl_module, self.processor, self.cfg, self.out, state_dict)
+
+
+def export_model(module, processor, cfg: TrainConfig, out: Path, state_dict: dict | None = None) -> Path:
+    """Save the trained model (full or adapter) with everything needed to load it back."""
+    from safetensors.torch import save_file
+
+    tmp = out.with_name(out.name + ".tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    model = module.model
+    if state_dict is not None:
+        model.save_pretrained(tmp, safe_serialization=True, state_dict=state_dict)
+    else:
+        model.save_pretrained(tmp, safe_serialization=True)
+    processor.save_pretrained(tmp)
+    src_prompt = Path(cfg.system_prompt) if cfg.system_prompt else Path(cfg.model) / "system_prompt.txt"
+    if src_prompt.is_file():
+        shutil.copyfile(src_prompt, tmp / "system_prompt.txt")
+    if getattr(module, "value_head", None) is not None:
+        save_file({k: v.detach().cpu().contiguous() for k, v in module.value_head.state_dict().items()},
+                  str(tmp / "value_head.safetensors"))
+    atomic_write_json(tmp / "navtune_train.json", cfg.to_dict())
+    if out.exists():
+        shutil.rmtree(out)
+    tmp.rename(out)
+    return out
+
+
+@dataclass
+class RunResult:
+    out: Path
+    final: Path
+    last_checkpoint: Path | None
+    metrics: dict[str, float]
+    trainable: dict[str, int]
+    global_zero: bool = True
+
+
+def train(cfg: TrainConfig, train_source=None, val_source=None, model=None, processor=None,
+          callbacks: list[pl.Callback] | None = None) -> RunResult:
+    """Run SFT (TrainConfig) or AWR/RWR (AWRConfig). Sources default to cfg.data read with cfg.format."""
+    from lightning.pytorch.callbacks import ModelCheckpoint
+    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+    from navtune.trainers.datamodule import EpisodeDataModule
+    from navtune.trainers.module import NavTrainModule
+
+    out = Path(cfg.out)
+    # checkpoints are taken after the optimizer step on purpose (that is the state a resume continues from)
+    warnings.filterwarnings("ignore", message=".*no pre-optimization state was saved.*")
+    warnings.filterwarnings("ignore", message=".*`is_gradient_checkpointing` is deprecated.*")
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    if model is None:
+        model, processor = load_trainable(cfg)
+    if train_source is None:
+        from navtune.trainers.sources import data_dirs, dataset_source
+
+        for d in data_dirs(cfg.data) + (data_dirs(cfg.val_data) if cfg.val_data else []):
+            check_dataset_format(d, cfg.format)
+        train_source = dataset_source(cfg, processor, cfg.data)
+        if cfg.val_data:
+            val_source = dataset_source(cfg, processor, cfg.val_data)
+    is_awr = isinstance(cfg, AWRConfig)
+    dm = EpisodeDataModule(train_source, val_source, seed=cfg.seed, shuffle=cfg.shuffle, num_workers=cfg.num_workers)
+
+    loggers = []
+    if "csv" in cfg.loggers:
+        loggers.append(CSVLogger(out / "logs", name="csv"))
+    if "tensorboard" in cfg.loggers:
+        loggers.append(TensorBoardLogger(out / "logs", name="tb", default_hp_metric=False))
+    every = cfg.checkpoint_every or None
+    ckpt = ModelCheckpoint(dirpath=out / "checkpoints", filename="step={step}", auto_insert_metric_name=False,
+                           every_n_train_steps=every, every_n_epochs=None if every else 1,
+                           save_top_k=-1, save_last=True, save_on_train_epoch_end=True)
+    cbs = [ckpt, ExportCallback(cfg, processor, out / "final"), *(callbacks or [])]
+    trainer = pl.Trainer(
+        accelerator=cfg.accelerator, devices=cfg.devices, num_nodes=cfg.num_nodes, strategy=make_strategy(cfg),
+        precision=resolve_precision(cfg.precision, cfg.accelerator), max_epochs=cfg.epochs, max_steps=cfg.max_steps,
+        logger=loggers or False, callbacks=cbs, log_every_n_steps=cfg.log_every, use_distributed_sampler=False,
+        enable_progress_bar=cfg.progress, default_root_dir=str(out), num_sanity_val_steps=0,
+        enable_model_summary=False, deterministic=False, limit_val_batches=None if val_source is not None else 0,
+    )
+    world = trainer.world_size
+    batches = len(train_source) // world
+    if batches == 0:
+        raise TrainSetupError(f"{len(train_source)} training episodes for {world} processes: nothing to train on")
+    steps_per_epoch = math.ceil(batches / cfg.accumulate_episodes)
+    total = cfg.max_steps if cfg.max_steps > 0 else steps_per_epoch * cfg.epochs
+    # the dataset's mean return: the baseline itself (--baseline dataset) or the value head's starting point
+    baseline = dm.mean_return(cfg.gamma) if is_awr else 0.0  # type: ignore[attr-defined]
+    module = NavTrainModule(model, cfg, total_steps=total, tokenizer=getattr(processor, "tokenizer", processor),
+                            dataset_baseline=baseline)
+    if trainer.is_global_zero:
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(out / "navtune_train.json", cfg.to_dict())
+    resume = cfg.resume
+    if resume == "last":
+        resume = str(out / "checkpoints" / "last.ckpt")
+    if resume and not Path(resume).is_file():
+        raise TrainSetupError(f"checkpoint to resume from not found: {resume}")
+    trainer.fit(module, datamodule=dm, ckpt_path=resume)
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if isinstance(v, torch.Tensor) and v.numel() == 1}
+    last = out / "checkpoints" / "last.ckpt"
+    return RunResult(out, out / "final", last if last.exists() else None, metrics, trainable_summary(model),
+                     trainer.is_global_zero)
+
+
+def read_history(out: str | Path) -> dict[int, float]:
+    """Optimizer step -> loss (mean over the step's episodes and processes) of a run (later lines win)."""
+    from navtune.core.io import read_jsonl
+    from navtune.trainers.module import HISTORY_FILE
+
+    return {int(r["step"]): float(r["loss"]) for r in read_jsonl(Path(out) / HISTORY_FILE)}
+
+
+def read_metrics(out: str | Path, key: str) -> dict[int, float]:
+    """Logger step -> value of one metric from every CSV log version of a run (later versions win)."""
+    import csv
+
+    vals: dict[int, float] = {}
+    for f in sorted((Path(out) / "logs" / "csv").glob("version_*/metrics.csv"),
+                    key=lambda p: int(p.parent.name.split("_")[1])):
+        with open(f, newline="") as fh:
+            for row in csv.DictReader(fh):
+                if row.get(key) not in (None, ""):
+                    vals[int(row["step"])] = float(row[key])
+    return vals
+
+
+def describe(result: RunResult) -> dict[str, Any]:
+    return {"out": str(result.out), "final": str(result.final), "metrics": result.metrics, **result.trainable}

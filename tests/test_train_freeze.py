@@ -1,0 +1,44 @@
+"""What is trained: the vision tower + merger frozen for SFT, LoRA only on the language model's projections."""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from navtune.trainers.config import LORA_TARGET_REGEX, LoraConfig
+from navtune.trainers.freeze import apply_lora, freeze_vision, lora_parameters, lora_target_names
+
+
+@pytest.fixture(scope="module")
+def model():
+    from navtune.agents.models.tiny import build_tiny_model
+
+    return build_tiny_model(None, size="tiny", seed=0)[0]
+
+
+def test_lora_pattern_is_anchored_on_the_language_model(model):
+    names = lora_target_names(model)
+    n_layers = model.config.text_config.num_hidden_layers
+    assert len(names) == 7 * n_layers
+    assert all(n.startswith("model.language_model.layers.") for n in names)
+    # why a plain list is wrong: the vision blocks have the same MLP names
+    plain = [n for n, _ in model.named_modules() if re.search(r"\.(gate_proj|up_proj|down_proj)$", n)]
+    assert any(".visual.blocks." in n for n in plain)
+    assert not any(re.fullmatch(LORA_TARGET_REGEX, n) for n in plain if ".visual." in n)
+
+
+def test_freeze_vision_freezes_tower_and_merger_only(model):
+    frozen = freeze_vision(model)
+    assert any(n.startswith("merger.") for n in frozen) and any(n.startswith("blocks.") for n in frozen)
+    for n, p in model.named_parameters():
+        assert p.requires_grad == (".visual." not in f".{n}"), n
+    for p in model.parameters():
+        p.requires_grad_(True)
+
+
+def test_apply_lora_trains_only_adapters(model):
+    peft_model = apply_lora(model, LoraConfig(r=2, alpha=4))
+    trainable = [n for n, p in peft_model.named_parameters() if p.requires_grad]
+    assert trainable and all("lora_" in n for n in trainable)
+    assert {n for n, _ in lora_parameters(peft_model)} == set(trainable)
+    assert not any(".visual." in n for n in trainable)

@@ -1,0 +1,154 @@
+"""Loss pieces against hand computations, and the packed `chat` loss against per-step teacher forcing."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from navtune.trainers import losses as L
+from navtune.trainers.batch import unpack_episode
+from navtune.trainers.config import AWRConfig, TrainConfig
+from navtune.trainers.module import NavTrainModule, forward_chunk
+from test_train_helpers import load_tiny, make_chat_episode, tiny_dir
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    return load_tiny(tiny_dir(tmp_path_factory))
+
+
+def test_label_runs_split_actions():
+    labels = torch.tensor([-100, 5, 6, -100, -100, 7, -100, 8, 9, 10])
+    runs = L.label_runs(labels)
+    assert [r.tolist() for r in runs] == [[1, 2], [5], [7, 8, 9]]
+    assert L.label_runs(torch.full((4,), -100)) == []
+
+
+def test_per_action_mean_and_sum():
+    v = torch.tensor([1.0, 3.0, 10.0, -2.0, -4.0])
+    a = torch.tensor([0, 0, 1, 2, 2])
+    assert L.per_action(v, a, 3, "sum").tolist() == [4.0, 10.0, -6.0]
+    assert L.per_action(v, a, 3, "mean").tolist() == [2.0, 10.0, -3.0]
+
+
+def test_awr_and_rwr_weights_match_hand_computation():
+    G = torch.tensor([1.0, 0.5, -2.0, 10.0])
+    b = torch.tensor([0.5, 0.5, 0.0, 0.0])
+    w = L.awr_weights(G, b, beta=2.0, max_weight=5.0)
+    hand = [math.exp(0.25), 1.0, math.exp(-1.0), 5.0]  # exp(10/2) = 148 clipped to 5
+    assert torch.allclose(w, torch.tensor(hand), atol=1e-6)
+    w = L.rwr_weights(G, beta=0.5, max_weight=100.0)
+    hand = [math.exp(2.0), math.exp(1.0), math.exp(-4.0), 100.0]
+    assert torch.allclose(w, torch.tensor(hand), rtol=1e-6)
+    # no overflow for huge advantages, and the baseline gets no gradient through the weights
+    bb = torch.zeros(1, requires_grad=True)
+    w = L.awr_weights(torch.tensor([1e6]), bb, 1e-3, 7.0)
+    assert w.item() == pytest.approx(7.0) and not w.requires_grad
+    with pytest.raises(ValueError):
+        L.exp_weights(G, beta=0.0, max_weight=1.0)
+
+
+def test_candidate_scores_and_entropy_by_hand():
+    logp = torch.log_softmax(torch.tensor([[2.0, 1.0, 0.0, -1.0], [0.5, 0.0, 3.0, 0.0]]), dim=-1)
+    ds = torch.tensor([2, 2])  # dataset action: tokens [2, 2]
+    # candidates: the dataset action, one diverging at token 0, one sharing token 0 and diverging at 1
+    c = L.candidate_logprobs(logp, ds, [[2, 2], [0], [2, 1, 3]])
+    s = [logp[0, 2] + logp[1, 2], logp[0, 0], logp[0, 2] + logp[1, 1]]
+    hand = torch.log_softmax(torch.stack(s), 0)
+    assert torch.allclose(c, hand)
+    p = hand.exp()
+    assert L.entropy_of(c).item() == pytest.approx(float(-(p * p.log()).sum()), rel=1e-6)
+    with pytest.raises(ValueError, match="prefix-free"):
+        L.candidate_logprobs(logp, ds, [[2]])
+
+
+def test_l2_penalty():
+    assert L.l2_penalty([torch.tensor([1.0, 2.0]), torch.tensor([[3.0]])]).item() == 14.0
+
+
+def _full_logits_logp(model, chunk):
+    """log p of labelled tokens from the model's ordinary full-sequence logits."""
+    out = model(**chunk.inputs, use_cache=False)
+    lp = torch.log_softmax(out.logits[0].float(), -1)
+    pos = torch.nonzero(chunk.labels != -100).flatten()
+    return lp[pos - 1, chunk.labels[pos]]
+
+
+def test_logits_at_labelled_positions_equal_full_logits(tiny):
+    model, proc = tiny
+    ep = make_chat_episode(proc, 4, seed=1)
+    with torch.no_grad():
+        fast = forward_chunk(model, ep.chunks[0]).token_logp
+        full = _full_logits_logp(model, ep.chunks[0])
+    assert torch.allclose(fast, full, atol=1e-5)
+
+
+def test_packed_chat_loss_equals_per_step_loss(tiny):
+    model, proc = tiny
+    image_id = proc.tokenizer.convert_tokens_to_ids("<|image_pad|>")
+    for cfg in (TrainConfig(), AWRConfig(lora=False, baseline="dataset", entropy_coef=0.1, beta=0.7)):
+        module = NavTrainModule(model, cfg, total_steps=10, tokenizer=proc.tokenizer, dataset_baseline=0.3)
+        ep = make_chat_episode(proc, 5, seed=2)
+        per = unpack_episode(ep, image_id)
+        assert len(per.chunks) == 5 and len(ep.chunks) == 1
+        with torch.no_grad():
+            packed = module.episode_loss(ep)
+            stepwise = module.episode_loss(per)
+        for k in packed:
+            assert packed[k] == pytest.approx(stepwise[k], abs=1e-5), k
+        assert set(packed) >= ({"loss", "nll", "weight", "entropy"} if module.is_awr else {"loss", "nll"})
+
+
+def test_packed_chat_gradients_equal_per_step(tiny):
+    model, proc = tiny
+    image_id = proc.tokenizer.convert_tokens_to_ids("<|image_pad|>")
+    module = NavTrainModule(model, TrainConfig(), total_steps=10)
+    ep = make_chat_episode(proc, 3, seed=3)
+    params = [p for n, p in model.named_parameters() if "layers.1.mlp.down_proj" in n]
+
+    def grads(batch):
+        model.zero_grad()
+        loss = torch.zeros(())
+        T = batch.num_actions
+        for c in batch.chunks:  # the same per-action mean, through autograd
+            o = forward_chunk(model, c)
+            loss = loss - L.per_action(o.token_logp, o.action_of_token, o.n_actions, "mean").sum() / T
+        loss.backward()
+        return [p.grad.clone() for p in params]
+
+    packed = grads(ep)
+    for a, b in zip(packed, grads(unpack_episode(ep, image_id))):
+        assert torch.allclose(a, b, atol=1e-6)
+    # gradient checkpointing recomputes activations in backward: same gradients
+    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    try:
+        assert model.model.language_model.gradient_checkpointing
+        for a, b in zip(packed, grads(ep)):
+            assert torch.allclose(a, b, atol=1e-6)
+    finally:
+        model.gradient_checkpointing_disable()
+
+
+def test_awr_loss_matches_hand_computation(tiny):
+    model, proc = tiny
+    cfg = AWRConfig(lora=False, baseline="value", beta=0.5, max_weight=3.0, value_coef=0.25, entropy_coef=0.0,
+                    gamma=0.9)
+    module = NavTrainModule(model, cfg, total_steps=10, tokenizer=proc.tokenizer)
+    torch.nn.init.normal_(module.value_head.weight, std=0.1)
+    ep = make_chat_episode(proc, 4, seed=4)
+    ep.rewards = torch.tensor([1.0, -0.5, 2.0, 0.1], dtype=torch.float64)
+    g3 = 0.1
+    g2 = 2.0 + 0.9 * g3
+    g1 = -0.5 + 0.9 * g2
+    g0 = 1.0 + 0.9 * g1
+    with torch.no_grad():
+        got = module.episode_loss(ep)
+        o = forward_chunk(model, ep.chunks[0])
+        logp = L.per_action(o.token_logp, o.action_of_token, 4, "sum")
+        v = module.value_head(o.state_hidden).squeeze(-1)
+        G = torch.tensor([g0, g1, g2, g3])
+        w = [min(math.exp((float(G[i]) - float(v[i])) / 0.5), 3.0) for i in range(4)]
+        hand = sum(-w[i] * float(logp[i]) for i in range(4)) / 4 + 0.25 * float(((v - G) ** 2).mean())
+    assert got["loss"] == pytest.approx(hand, rel=1e-5)
+    assert got["weight"] == pytest.approx(sum(w) / 4, rel=1e-5)
