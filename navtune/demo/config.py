@@ -1,0 +1,40 @@
+"""Sizes of the demo (`--quick` for CI, the default for a ~15-minute run on 2 CPU cores)."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    """Everything that decides what the demo computes (saved as demo.json; a rerun with other settings
+    into the same folder is refused, a rerun with the same ones resumes)."""
+
+    train_houses: int = 48  # house seeds 0..N-1 give the training (and mining) episodes
+    paths_per_house: int = 2  # VLN reference paths per house (3 instructions each)
+    test_houses: int = 12  # held-out house seeds 1000.. for evaluation
+    test_paths_per_house: int = 2
+    min_hops: int = 2  # reference paths of 2..4 graph edges (expert ~10 actions), start >= 4 m from the goal
+    max_hops: int = 4
+    min_distance: float = 4.0
+    mine_episodes: int = 48  # SFT roll-outs on training houses for the failure miner
+    width: int = 56  # frames (the tiny model sees 2x2 = 4 image tokens per frame)
+    height: int = 56
+    model_size: str = "tiny"
+    sft_epochs: int = 6
+    sft_lr: float = 5e-3
+    awr_epochs: int = 1
+    awr_lr: float = 2e-3
+    awr_beta: float = 1.0
+    lora_r: int = 16
+    accumulate: int = 2  # episodes per optimizer step
+    num_envs: int = 8  # evaluation / mining slots stepped together (one batched model call)
+    eval_max_steps: int = 15  # step budget of an evaluation episode: 1.5x the expert's ~10 actions
+    seed: int = 0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+QUICK = DemoConfig(train_houses=4, paths_per_house=1, test_houses=2, test_paths_per_house=1, mine_episodes=4,
+                   sft_epochs=1, awr_epochs=1, num_envs=6, eval_max_steps=12)
+FULL = DemoConfig()

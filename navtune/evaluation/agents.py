@@ -1,0 +1,80 @@
+"""Which agent to evaluate, as plain data (`AgentSpec`, saved in run.json) and how to build its `Policy`."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+BASELINES = ("random", "forward", "oracle")
+
+
+@dataclass(frozen=True)
+class AgentSpec:
+    """A baseline (`random` | `forward` | `oracle`) or `vlm`: a model folder, an optional peft adapter, a
+    prompt format, the inference mode and the decoding (constrained `score` or free-text `generate`)."""
+
+    kind: str = "forward"
+    model: str | None = None
+    adapter: str | None = None
+    format: str = "r2r-lowlevel"
+    mode: str | None = None
+    decode: str = "score"
+    system_prompt_file: str | None = None
+    seed: int = 0
+    dtype: str = "float32"
+    device: str = "cpu"
+    image_size: tuple[int, int] | None = (320, 240)  # frames resized to this before the model (as in training)
+
+    def __post_init__(self) -> None:
+        if self.image_size is not None:
+            object.__setattr__(self, "image_size", tuple(int(v) for v in self.image_size))
+        if self.kind not in BASELINES + ("vlm",):
+            raise ValueError(f"unknown agent {self.kind!r}; known: {', '.join(BASELINES + ('vlm',))}")
+        if self.kind == "vlm" and not self.model:
+            raise ValueError("agent 'vlm' needs --model (a model folder or hub id)")
+        if self.adapter and not (Path(self.adapter) / "adapter_config.json").is_file():
+            raise ValueError(f"--adapter {self.adapter}: not a peft adapter folder (no adapter_config.json)")
+
+    def label(self) -> str:
+        if self.kind != "vlm":
+            return self.kind
+        name = Path(self.adapter or self.model).name
+        return f"vlm:{name}:{self.format}:{self.decode}"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def load_vlm(model: str, adapter: str | None = None, dtype: str = "float32", device: str = "cpu") -> tuple[Any, Any]:
+    """(model, processor) from a folder or hub id; a peft adapter is applied and merged for inference."""
+    from navtune.agents.models.loading import load_model
+
+    loaded = load_model(model, dtype=dtype, device=device)
+    m = loaded.model
+    if adapter:
+        from peft import PeftModel
+
+        m = PeftModel.from_pretrained(m, adapter).merge_and_unload()
+    m.eval()
+    return m, loaded.processor
+
+
+def build_policy(spec: AgentSpec, action_space: str, loaded: tuple[Any, Any] | None = None) -> Any:
+    """The `Policy` of `spec` for an action space; `loaded` = (model, processor) reuses a loaded model."""
+    from navtune.agents.policy import make_policy
+
+    if spec.kind == "random":
+        return make_policy("random", action_space=action_space, seed=spec.seed)
+    if spec.kind in ("forward", "oracle"):
+        return make_policy(spec.kind, action_space=action_space)
+    model, processor = loaded if loaded is not None else load_vlm(spec.model, spec.adapter, spec.dtype, spec.device)
+    kwargs: dict[str, Any] = {"format": spec.format, "decode": spec.decode, "mode": spec.mode,
+                              "system_prompt_file": spec.system_prompt_file, "model_path": spec.model,
+                              "image_size": spec.image_size}
+    if spec.format == "chat":
+        kwargs["action_space"] = action_space
+    policy = make_policy("vlm", model=model, processor=processor, **kwargs)
+    if policy.action_space != action_space:
+        raise ValueError(f"prompt format {spec.format!r} speaks the {policy.action_space} action space, but the "
+                         f"episodes need {action_space}")
+    return policy

@@ -1,0 +1,318 @@
+"""The evaluation loop: any `Policy` on any episode set, N envs stepped together, one batched `act` per step.
+
+Each env slot runs one episode at a time, in up to two passes:
+
+1. **EPA pass** (expert-path action accuracy, optional): the expert drives; at every state of the
+   expert's path the policy is asked for its action (its history is told the executed expert action).
+2. **Policy pass**: the policy drives until it stops or the step budget ends; the env reports collisions.
+
+When both passes of an episode are done its result row (task metrics from `navtune.metrics`, EPA,
+valid-action %, failure modes, the trajectory) is appended to the results JSONL with
+`navtune.core.io.append_jsonl` (one fsynced line). Rows already in the file are skipped, so a run killed
+at any point (even kill -9) resumes where it was, and no episode is ever written twice. Episodes are
+independent of which slot or batch they ran in, so a resumed run equals an uninterrupted one for a
+deterministic policy (all VLM scoring policies and the forward/oracle baselines).
+
+Optional `Recorder`s see every policy-pass step (the failure miner writes datasets through one).
+"""
+from __future__ import annotations
+
+import io
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Protocol, Sequence
+
+import numpy as np
+
+from navtune.core.actions import STOP_ACTIONS
+from navtune.core.io import append_jsonl, atomic_write_bytes, read_jsonl
+from navtune.data.collectors.dagger import tell_executed
+from navtune.envs.protocol import Observation, StepResult
+from navtune.data.collectors.common import geodesic_of
+from navtune.evaluation.backends import EvalEpisode, EvalTask
+from navtune.metrics.failures import FailureConfig, failure_modes
+
+
+@dataclass
+class EvalConfig:
+    """How to run (not what): parallelism, which passes, what to keep."""
+
+    num_envs: int = 1  # env slots stepped together; the policy sees one batch of up to this many
+    processes: bool = False  # one env per spawned process (needed for GL envs with num_envs > 1)
+    epa: bool = True  # run the expert-driven pass for expert-path action accuracy
+    expert_labels: bool = False  # also query the expert at every state the policy visits
+    save_frames: int = 0  # keep thumbnails of the policy pass for episodes with order < this
+    frame_size: tuple[int, int] = (128, 96)
+    failure: FailureConfig = field(default_factory=FailureConfig)
+    max_steps_cap: int = 2000  # safety net above the env's own budget
+    progress: bool = True
+
+
+class Recorder(Protocol):
+    """Hooks on the policy pass: `start` returns a handle per episode, `step` sees each transition,
+    `finish` gets the result row (and may keep or drop what it recorded)."""
+
+    def start(self, episode: EvalEpisode) -> Any: ...
+
+    def step(self, handle: Any, obs: Observation, action: str, expert: str | None, result: StepResult) -> None: ...
+
+    def finish(self, handle: Any, episode: EvalEpisode, final_obs: Observation, row: dict) -> None: ...
+
+
+@dataclass
+class _Run:
+    """One slot's episode in progress."""
+
+    ep: EvalEpisode
+    phase: str  # "epa" | "policy"
+    obs: Observation | None = None
+    expert: str | None = None
+    epa_expert: list[str] = field(default_factory=list)
+    epa_policy: list[str] = field(default_factory=list)
+    epa_poses: list[list[float]] = field(default_factory=list)
+    actions: list[str] = field(default_factory=list)
+    expert_actions: list[str | None] = field(default_factory=list)
+    poses: list[list[float]] = field(default_factory=list)
+    viewpoints: list[str] = field(default_factory=list)
+    geodesics: list[float | None] = field(default_factory=list)
+    collided: list[bool] = field(default_factory=list)
+    valid: list[bool] = field(default_factory=list)
+    invalid_texts: list[str] = field(default_factory=list)
+    frames: list[np.ndarray] = field(default_factory=list)
+    handles: list[Any] = field(default_factory=list)
+    trajectory: list | None = None
+    stopped: bool = False
+    t0: float = field(default_factory=time.perf_counter)
+
+
+def _pose(obs: Observation) -> list[float]:
+    p = obs.pose
+    return [float(p.x), float(p.y), float(p.z), float(p.heading)]
+
+
+def _thumb(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    from PIL import Image
+
+    return np.asarray(Image.fromarray(rgb).resize(size, Image.BILINEAR))
+
+
+def _save_frames(frames_dir: Path, frames: Sequence[np.ndarray]) -> None:
+    from PIL import Image
+
+    for t, f in enumerate(frames):
+        buf = io.BytesIO()
+        Image.fromarray(f).save(buf, format="PNG")
+        atomic_write_bytes(frames_dir / f"{t:04d}.png", buf.getvalue())
+
+
+def finished_ids(results_path: str | Path) -> set[str]:
+    return {r["episode_id"] for r in read_jsonl(results_path)}
+
+
+def build_row(run: _Run, task: EvalTask, metrics: dict, cfg: EvalConfig, policy_name: str,
+              frames_rel: str | None) -> dict:
+    """The result row of one finished episode (plain JSON)."""
+    fails = failure_modes(run.actions, [p[:3] for p in run.poses], run.collided, cfg.failure, task.action_space)
+    m = dict(metrics)
+    n_epa = len(run.epa_expert)
+    m["epa"] = (sum(a == b for a, b in zip(run.epa_expert, run.epa_policy)) / n_epa) if n_epa else None
+    m["valid_action_pct"] = 100.0 * sum(run.valid) / len(run.valid) if run.valid else 100.0
+    m["collisions"] = float(fails["collisions"])
+    for k in ("stuck", "oscillation", "collision"):
+        m[k] = float(fails[k])
+    row = {
+        "episode_id": run.ep.episode_id,
+        "order": run.ep.order,
+        "scene": run.ep.scene,
+        "task": task.task,
+        "policy": policy_name,
+        "instruction": run.ep.instruction,
+        "metrics": m,
+        "failures": fails,
+        "actions": run.actions,
+        "collided": [t for t, c in enumerate(run.collided) if c],
+        "poses": run.poses,
+        "invalid_texts": run.invalid_texts[:5],
+        "expert": {"actions": run.epa_expert, "policy_actions": run.epa_policy, "poses": run.epa_poses},
+        "frames": frames_rel,
+    }
+    if run.ep.target is not None:
+        row["target"] = run.ep.target
+        row["goals"] = [{"position": list(p), "radius": r, "object_id": oid} for p, r, oid in run.ep.goals]
+    if run.trajectory is not None:
+        row["trajectory"] = run.trajectory
+        row["reference"] = list(run.ep.reference)
+    if cfg.expert_labels:
+        row["expert_labels"] = run.expert_actions
+    return row
+
+
+def evaluate(
+    policy: Any,
+    task: EvalTask,
+    episodes: Sequence[EvalEpisode],
+    results_path: str | Path,
+    cfg: EvalConfig = EvalConfig(),
+    recorders: Iterable[Recorder] = (),
+    pool: Any = None,
+    on_row: Callable[[dict], None] | None = None,
+) -> list[dict]:
+    """Run `policy` on the episodes not yet in `results_path`; append one row per finished episode.
+    Returns the rows written by this call. `pool` (from `make_pool`) may be passed to reuse envs."""
+    from navtune.evaluation.pool import make_pool
+
+    results_path = Path(results_path)
+    done = finished_ids(results_path)
+    todo = deque(e for e in episodes if e.episode_id not in done)
+    written: list[dict] = []
+    if not todo:
+        return written
+    recorders = list(recorders)
+    own_pool = pool is None
+    if own_pool:
+        pool = make_pool(task, max(1, min(cfg.num_envs, len(todo))), cfg.processes)
+    n_slots = len(pool)
+    policy_name = getattr(policy, "name", type(policy).__name__)
+    want_labels = bool(getattr(policy, "needs_expert", False)) or cfg.expert_labels
+    frames_root = results_path.parent / "frames"
+    runs: dict[int, _Run] = {}
+    to_reset: dict[int, _Run] = {}
+    bar = _progress(len(todo), f"eval {policy_name}", cfg.progress)
+
+    last_scene: dict[int, str] = {}
+
+    def start(slot: int) -> None:
+        """Give the slot the next episode, preferring one in the scene its env has loaded (a house reload
+        costs ~0.1 s); results do not depend on the assignment."""
+        if not todo:
+            return
+        pick = 0
+        scene = last_scene.get(slot)
+        if scene is not None:
+            for k in range(min(len(todo), 4 * n_slots)):
+                if todo[k].scene == scene:
+                    pick = k
+                    break
+        ep = todo[pick]
+        del todo[pick]
+        last_scene[slot] = ep.scene
+        to_reset[slot] = _Run(ep, "epa" if cfg.epa else "policy")
+
+    def want_expert(run: _Run) -> bool:
+        return run.phase == "epa" or want_labels
+
+    try:
+        for s in range(n_slots):
+            start(s)
+        while to_reset or runs:
+            # 1. (re)start episodes / phases
+            if to_reset:
+                calls = {s: ("reset", (r.ep.payload, want_expert(r))) for s, r in to_reset.items()}
+                answers = pool.call_many(calls)
+                for s, (obs, expert) in answers.items():
+                    r = to_reset[s]
+                    r.obs, r.expert = obs, expert
+                    policy.reset(s)
+                    if r.phase == "epa":
+                        r.epa_poses.append(_pose(obs))
+                    else:
+                        r.poses.append(_pose(obs))
+                        r.viewpoints.append(obs.info.get("viewpoint"))
+                        r.geodesics.append(geodesic_of(obs))
+                        r.handles = [rec.start(r.ep) for rec in recorders]
+                    runs[s] = r
+                to_reset.clear()
+            # 2. one batched policy call over every running slot
+            obs_map = {}
+            for s, r in runs.items():
+                if r.expert is not None:
+                    r.obs.info["expert_action"] = r.expert
+                obs_map[s] = r.obs
+            chosen = policy.act(obs_map)
+            # 3. step every env with its executed action
+            calls = {}
+            for s, r in runs.items():
+                a = chosen[s]
+                if r.phase == "epa":
+                    r.epa_policy.append(a)
+                    r.epa_expert.append(r.expert)
+                    tell_executed(policy, s, r.expert)
+                    a = r.expert
+                else:
+                    out = getattr(policy, "last_outputs", {}).get(s)
+                    valid = True if out is None else bool(out.valid)
+                    r.valid.append(valid)
+                    if not valid and out is not None and out.text is not None:
+                        r.invalid_texts.append(out.text)
+                    r.actions.append(a)
+                    r.expert_actions.append(r.expert)
+                calls[s] = ("step", (a, want_expert(r)))
+            answers = pool.call_many(calls)
+            finished: list[int] = []
+            for s, (res, expert) in answers.items():
+                r = runs[s]
+                obs = res.observation
+                if r.phase == "epa":
+                    r.epa_poses.append(_pose(obs))
+                    over = res.done or len(r.epa_expert) >= cfg.max_steps_cap
+                    if over:  # the expert's path is done: now the policy drives the same episode
+                        policy.reset(s)
+                        del runs[s]
+                        to_reset[s] = r
+                        r.phase = "policy"
+                        continue
+                else:
+                    a = r.actions[-1]
+                    for rec, h in zip(recorders, r.handles):
+                        rec.step(h, r.obs, a, r.expert, res)
+                    if cfg.save_frames and r.ep.order < cfg.save_frames and r.obs.rgb is not None:
+                        r.frames.append(_thumb(r.obs.rgb, cfg.frame_size))
+                    r.collided.append(bool(res.collided))
+                    r.poses.append(_pose(obs))
+                    r.viewpoints.append(obs.info.get("viewpoint"))
+                    r.geodesics.append(geodesic_of(obs))
+                    r.stopped = a in STOP_ACTIONS
+                    if res.done or len(r.actions) >= cfg.max_steps_cap:
+                        if "trajectory" in obs.info:
+                            r.trajectory = [[str(t[0]), float(t[1]), float(t[2]) if len(t) > 2 else 0.0]
+                                            for t in obs.info["trajectory"]]
+                        r.obs = obs
+                        finished.append(s)
+                        continue
+                r.obs, r.expert = obs, expert
+            if finished:
+                calls = {s: ("metrics", (runs[s].viewpoints, [p[:3] for p in runs[s].poses], runs[s].geodesics,
+                                         runs[s].stopped, len(runs[s].actions))) for s in finished}
+                metrics = pool.call_many(calls)
+                for s in finished:
+                    r = runs.pop(s)
+                    frames_rel = None
+                    if r.frames:
+                        if r.obs.rgb is not None:  # the final view, after the last action
+                            r.frames.append(_thumb(r.obs.rgb, cfg.frame_size))
+                        _save_frames(frames_root / r.ep.episode_id, r.frames)
+                        frames_rel = f"frames/{r.ep.episode_id}"
+                    row = build_row(r, task, metrics[s], cfg, policy_name, frames_rel)
+                    row["wall_s"] = round(time.perf_counter() - r.t0, 3)
+                    for rec, h in zip(recorders, r.handles):
+                        rec.finish(h, r.ep, r.obs, row)
+                    append_jsonl(results_path, row)
+                    written.append(row)
+                    if on_row is not None:
+                        on_row(row)
+                    bar.update(1)
+                    policy.release(s)
+                    start(s)
+    finally:
+        bar.close()
+        if own_pool:
+            pool.close()
+    return written
+
+
+def _progress(total: int, desc: str, enabled: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="ep", disable=not enabled, dynamic_ncols=True, leave=False)

@@ -1,0 +1,293 @@
+"""`navtune report`: one self-contained HTML page (every image inlined as base64) plus the same images as PNGs.
+
+Sections: the metrics table (runs side by side, one table per task), headline bars (SR / SPL / EPA), the
+failure-mode breakdown, top-down maps of chosen episodes with each run's path against the expert's, and
+frame strips with the actions taken (from the thumbnails `navtune eval --save-frames` keeps)."""
+from __future__ import annotations
+
+import base64
+import html
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from navtune.core.io import atomic_write_bytes, atomic_write_text
+from navtune.evaluation.results import SUMMARY_FILE, load_rows, load_run_info, summarize
+from navtune.viz import plots
+
+# (column label, summary key, scale) per task; scale 100 shows a fraction as a percentage
+COLUMNS = {
+    "vln": [("SR %", "sr", 100), ("SPL %", "spl", 100), ("nDTW %", "ndtw", 100), ("SDTW %", "sdtw", 100),
+            ("CLS %", "cls", 100), ("OSR %", "osr", 100), ("NE m", "ne", 1), ("PL m", "pl", 1),
+            ("EPA %", "epa", 100), ("valid %", "valid_action_pct", 1), ("steps", "steps", 1)],
+    "objectnav": [("SR %", "sr", 100), ("SPL %", "spl", 100), ("SoftSPL %", "soft_spl", 100),
+                  ("dist. to goal m", "distance_to_goal", 1), ("EPA %", "epa", 100), ("valid %", "valid_action_pct", 1),
+                  ("steps", "steps", 1)],
+}
+FAILURE_COLUMNS = [("stuck %", "stuck"), ("oscillation %", "oscillation"), ("collision %", "collision"),
+                   ("any failure %", "failed")]
+
+
+@dataclass
+class RunData:
+    name: str
+    path: Path
+    info: dict
+    summary: dict
+    rows: list[dict]
+    by_id: dict[str, dict] = field(default_factory=dict)
+
+    @property
+    def task(self) -> str:
+        return self.rows[0]["task"] if self.rows else ("vln" if self.info.get("task", {}).get("backend") == "graph" else "objectnav")
+
+
+def load_run(path: str | Path, name: str | None = None) -> RunData:
+    path = Path(path)
+    info = load_run_info(path)
+    rows = load_rows(path)
+    s_file = path / SUMMARY_FILE
+    summary = json.loads(s_file.read_text()) if s_file.exists() else summarize(rows)
+    if summary.get("episodes") != len(rows):  # summary older than the rows (e.g. an unmerged shard set)
+        summary = summarize(rows)
+    run = RunData(name or info.get("name") or path.name, path, info, summary, rows)
+    run.by_id = {r["episode_id"]: r for r in rows}
+    return run
+
+
+def _fmt(v: Any, scale: float) -> str:
+    if v is None:
+        return "–"
+    return f"{v * scale:.1f}" if scale != 1 or abs(v) < 1000 else f"{v:.0f}"
+
+
+def _table(runs: Sequence[RunData], task: str) -> str:
+    cols = COLUMNS[task]
+    head = "".join(f"<th>{html.escape(c)}</th>" for c, _, _ in cols)
+    head += "".join(f"<th>{html.escape(c)}</th>" for c, _ in FAILURE_COLUMNS) + "<th>episodes</th>"
+    best = {}
+    for _, k, _ in cols:
+        vals = [r.summary.get(k) for r in runs if r.summary.get(k) is not None]
+        if vals and k not in ("ne", "pl", "distance_to_goal", "steps", "valid_action_pct"):
+            best[k] = max(vals)
+    body = []
+    for r in runs:
+        cells = []
+        for _, k, scale in cols:
+            v = r.summary.get(k)
+            cls = ' class="best"' if v is not None and k in best and v == best[k] and len(runs) > 1 else ""
+            cells.append(f"<td{cls}>{_fmt(v, scale)}</td>")
+        fr = r.summary.get("failure_rates") or {}
+        cells += [f"<td>{_fmt(fr.get(k), 100)}</td>" for _, k in FAILURE_COLUMNS]
+        cells.append(f"<td>{r.summary.get('episodes')}</td>")
+        body.append(f"<tr><th class=\"run\">{html.escape(r.name)}</th>{''.join(cells)}</tr>")
+    return (f'<table class="metrics" data-task="{task}"><thead><tr><th>run</th>{head}</tr></thead>'
+            f"<tbody>{''.join(body)}</tbody></table>")
+
+
+def markdown_table(runs: Sequence[RunData], keys: Sequence[tuple[str, str, float]] | None = None) -> str:
+    """The headline table as Markdown (printed by `navtune demo` and `navtune report`)."""
+    task = runs[0].task if runs else "vln"
+    keys = keys or [c for c in COLUMNS[task] if c[1] in ("sr", "spl", "epa", "ndtw", "soft_spl", "valid_action_pct", "steps")]
+    lines = ["| run | " + " | ".join(c for c, _, _ in keys) + " | stuck % | osc. % | coll. % |",
+             "|---|" + "---|" * (len(keys) + 3)]
+    for r in runs:
+        fr = r.summary.get("failure_rates") or {}
+        vals = [_fmt(r.summary.get(k), s) for _, k, s in keys]
+        vals += [_fmt(fr.get(k), 100) for k in ("stuck", "oscillation", "collision")]
+        lines.append(f"| {r.name} | " + " | ".join(vals) + " |")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------- maps
+def _graph_for(run: RunData, scene: str):
+    task = run.info.get("task", {})
+    if task.get("backend") != "graph" or not task.get("data_dir"):
+        return None
+    try:
+        from navtune.tasks.r2r import load_connectivity
+
+        return load_connectivity(task["data_dir"], scene)
+    except Exception:  # noqa: BLE001 - the map then shows the paths without the graph
+        return None
+
+
+def _house_map(scene: str, agent: list, expert: list, row: dict, graph: Any = None) -> bytes | None:
+    """The house simulator's top-down map (rooms, objects) with the expert's and the agent's paths, when the
+    scene is a generated house."""
+    if not scene.startswith("house_"):
+        return None
+    try:
+        from navtune.envs.house.layout import generate_house, seed_from_scene_id
+        from navtune.envs.house.topdown import render_topdown
+    except ImportError:
+        return None
+    house = generate_house(seed_from_scene_id(scene))
+    goals = None
+    if row.get("goals"):
+        ids = {g.get("object_id") for g in row["goals"]}
+        goals = [o for o in house.objects if o.object_id in ids] or None
+    kwargs: dict[str, Any] = {}
+    if graph is not None:
+        kwargs["nodes"] = [tuple(p[:2]) for p in graph.positions]
+        kwargs["edges"] = [(tuple(graph.position(a)[:2]), tuple(graph.position(b)[:2])) for a, b in graph.edges()]
+    img = render_topdown(house, size=420, trajectory=agent or None, expert_path=expert or None, goals=goals, **kwargs)
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(np.asarray(img)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def episode_map(run: RunData, row: dict) -> bytes:
+    agent = [p[:2] for p in row.get("poses", [])]
+    expert = [p[:2] for p in (row.get("expert") or {}).get("poses", [])]
+    goals = [g["position"] for g in row.get("goals") or []]
+    title = f"{run.name} · {row['episode_id']} · {'success' if row['metrics'].get('sr') else 'failure'}"
+    graph = _graph_for(run, row["scene"])
+    try:
+        img = _house_map(row["scene"], agent, expert, row, graph)
+    except Exception:  # noqa: BLE001 - fall back to the plain plot
+        img = None
+    if img is not None:
+        return _titled(img, title)
+    pos = edges = goal = None
+    if graph is not None:
+        pos = graph.positions[:, :2]
+        edges = [(graph.index[a], graph.index[b]) for a, b in graph.edges()]
+        ref = row.get("reference")
+        if ref:
+            goal = graph.position(ref[-1])[:2]
+    elif goals:
+        goal = goals[0][:2]
+    return plots.path_map(agent, expert, title, pos, edges or (), goal)
+
+
+def _titled(png: bytes, title: str) -> bytes:
+    """Put a caption above a rendered map (the house map has none)."""
+    import io
+
+    from PIL import Image
+
+    img = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
+    return plots.image_with_title(img, title)
+
+
+def episode_strip(run: RunData, row: dict, max_frames: int = 8) -> bytes | None:
+    if not row.get("frames"):
+        return None
+    folder = run.path / row["frames"]
+    files = sorted(folder.glob("*.png"))
+    if not files:
+        return None
+    from PIL import Image
+
+    idx = sorted(set(np.linspace(0, len(files) - 1, min(max_frames, len(files))).round().astype(int).tolist()))
+    acts = row.get("actions", [])
+    frames = [np.asarray(Image.open(files[i]).convert("RGB")) for i in idx]
+    labels = [f"t={i}: {acts[i]}" if i < len(acts) else f"t={i}: end" for i in idx]
+    return plots.frame_strip(frames, labels, f"{run.name} · {row['episode_id']}")
+
+
+def choose_episodes(runs: Sequence[RunData], k: int, ids: Sequence[str] | None = None) -> list[str]:
+    """Episodes every run has, those with saved frames first, in episode order (or the given ids)."""
+    common = [r["episode_id"] for r in runs[0].rows if all(r["episode_id"] in x.by_id for x in runs)]
+    if ids:
+        missing = [i for i in ids if i not in common]
+        if missing:
+            raise ValueError(f"episodes {missing} are not in every run")
+        return list(ids)
+    with_frames = [i for i in common if all(x.by_id[i].get("frames") for x in runs)]
+    rest = [i for i in common if i not in with_frames]
+    return (with_frames + rest)[:k]
+
+
+# --------------------------------------------------------------------------------------------- html
+CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px;color:#222;max-width:1400px}
+h1{font-size:22px}h2{font-size:18px;margin-top:28px;border-bottom:1px solid #ddd;padding-bottom:4px}
+table.metrics{border-collapse:collapse;font-size:13px;margin:8px 0}
+table.metrics th,table.metrics td{border:1px solid #ccc;padding:4px 8px;text-align:right}
+table.metrics th.run{text-align:left}thead th{background:#f3f3f3}td.best{font-weight:bold;background:#e8f5e9}
+img{max-width:100%;border:1px solid #eee;margin:4px}.grid{display:flex;flex-wrap:wrap;gap:8px}
+.note{color:#666;font-size:12px}
+"""
+
+
+def _img(data: bytes, alt: str) -> str:
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{base64.b64encode(data).decode()}">'
+
+
+def _slug(s: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", s)[:80]
+
+
+def build_report(run_dirs: Sequence[str | Path], out_dir: str | Path, names: Sequence[str] | None = None,
+                 episodes: int = 3, episode_ids: Sequence[str] | None = None, title: str = "navtune report",
+                 intro: str | None = None) -> Path:
+    """Write <out_dir>/report.html (self-contained) and the PNGs; returns the HTML path."""
+    if not run_dirs:
+        raise ValueError("give at least one run folder")
+    runs = [load_run(p, names[i] if names and i < len(names) else None) for i, p in enumerate(run_dirs)]
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    parts = [f"<h1>{html.escape(title)}</h1>"]
+    if intro:
+        parts.append(f"<p>{html.escape(intro)}</p>")
+    pngs: dict[str, bytes] = {}
+    for task in ("vln", "objectnav"):
+        group = [r for r in runs if r.task == task]
+        if not group:
+            continue
+        label = "Vision-and-language navigation" if task == "vln" else "Object navigation"
+        parts.append(f"<h2>{label}: metrics</h2>")
+        parts.append(_table(group, task))
+        parts.append('<p class="note">EPA: expert-path action accuracy (the policy\'s action at each state of the '
+                     "expert's path, expert driving). Failure modes: stuck = no progress over N forward moves; "
+                     "oscillation = alternating turns; collision = repeated blocked moves.</p>")
+        names_ = [r.name for r in group]
+        head_keys = ["sr", "spl", "epa"] + (["ndtw"] if task == "vln" else ["soft_spl"])
+        pngs[f"metrics_{task}.png"] = plots.grouped_bars(
+            names_, {k.upper(): [None if r.summary.get(k) is None else 100 * r.summary[k] for r in group] for k in head_keys},
+            f"{label}: headline metrics", "%", (0, 105))
+        pngs[f"failures_{task}.png"] = plots.grouped_bars(
+            names_, {m: [None if (r.summary.get("failure_rates") or {}).get(m) is None else 100 * r.summary["failure_rates"][m]
+                         for r in group] for m in ("stuck", "oscillation", "collision", "failed")},
+            "Failure-mode breakdown (% of episodes)", "% episodes", (0, 105))
+        parts.append('<div class="grid">' + _img(pngs[f"metrics_{task}.png"], "headline metrics")
+                     + _img(pngs[f"failures_{task}.png"], "failure modes") + "</div>")
+        chosen = choose_episodes(group, episodes, episode_ids)
+        if chosen:
+            parts.append("<h2>Episodes: agent path (red) vs expert path (green)</h2>")
+        for eid in chosen:
+            first = group[0].by_id[eid]
+            instr = first.get("instruction") or ""
+            parts.append(f"<h3>{html.escape(eid)} <span class=\"note\">{html.escape(first['scene'])} · "
+                         f"{html.escape(instr)}</span></h3><div class=\"grid\">")
+            for r in group:
+                key = f"map_{_slug(r.name)}_{_slug(eid)}.png"
+                pngs[key] = episode_map(r, r.by_id[eid])
+                parts.append(_img(pngs[key], f"map {r.name} {eid}"))
+            parts.append("</div>")
+            for r in group:
+                strip = episode_strip(r, r.by_id[eid])
+                if strip is not None:
+                    key = f"strip_{_slug(r.name)}_{_slug(eid)}.png"
+                    pngs[key] = strip
+                    parts.append(_img(strip, f"frames {r.name} {eid}"))
+    parts.append('<h2>Runs</h2><ul class="note">' + "".join(
+        f"<li>{html.escape(r.name)}: {html.escape(str(r.path))} — {html.escape(json.dumps(r.info.get('agent', {})))}</li>"
+        for r in runs) + "</ul>")
+    for k, data in pngs.items():
+        atomic_write_bytes(out_dir / k, data)
+    page = (f"<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>"
+            f"<style>{CSS}</style></head><body>{''.join(parts)}</body></html>")
+    path = out_dir / "report.html"
+    atomic_write_text(path, page)
+    return path
