@@ -44,7 +44,7 @@ def main() -> None:
     from navtune.envs.house.navgraph import build_house_graph
     from navtune.evaluation import AgentSpec, EvalConfig, EvalTask, build_policy, evaluate, load_episodes
     from navtune.evaluation.pool import make_pool
-    from navtune.tasks.house.vln import house_vln_paths
+    from navtune.envs.house.episodes.vln import house_vln_paths
     from navtune.tasks.r2r.data import connectivity_path, split_path, write_connectivity, write_r2r_split
 
     tmp = Path(tempfile.mkdtemp(prefix="bench_eval_"))

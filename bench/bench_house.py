@@ -30,7 +30,7 @@ def rss_mib() -> float:
 
 
 def _episode(seed: int = 0):
-    from navtune.tasks.house.objectnav import generate_objectnav_episodes
+    from navtune.envs.house.episodes.objectnav import generate_objectnav_episodes
 
     return next(iter(generate_objectnav_episodes([seed], per_house=1)))
 
@@ -119,7 +119,7 @@ def _call_render(env, _item, n: int) -> float:
 
 def bench_resets(resets: int, houses: int = 100) -> list[tuple[int, float]]:
     from navtune.envs.house.env import HouseEnvConfig, HouseNavEnv
-    from navtune.tasks.house.objectnav import generate_objectnav_episodes
+    from navtune.envs.house.episodes.objectnav import generate_objectnav_episodes
 
     episodes = list(generate_objectnav_episodes(range(houses), per_house=1))
     env = HouseNavEnv(HouseEnvConfig())

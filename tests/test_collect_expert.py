@@ -22,7 +22,7 @@ W, H = 80, 60
 
 @pytest.fixture(scope="module")
 def house_episodes(tmp_path_factory) -> Path:
-    from navtune.tasks.house.objectnav import generate_objectnav_episodes
+    from navtune.envs.house.episodes.objectnav import generate_objectnav_episodes
     from navtune.tasks.objectnav import write_episodes
 
     path = tmp_path_factory.mktemp("eps") / "objectnav.jsonl"
@@ -130,7 +130,7 @@ def test_house_vln_expert_graph_actions(tmp_path):
     from navtune.data.format import EpisodeDataset
     from navtune.data.training import StepSamples
     from navtune.envs.graph import GraphNavEnv
-    from navtune.tasks.house.vln import generate_vln_dataset
+    from navtune.envs.house.episodes.vln import generate_vln_dataset
     from navtune.tasks.r2r import load_r2r_split
 
     generate_vln_dataset([5], tmp_path / "vln", split="train", per_house=1)

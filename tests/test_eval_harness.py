@@ -143,7 +143,7 @@ def test_exported_trajectories_score_the_same_with_r2r_score(mini, tmp_path):
 def test_house_vln_baseline_matches_r2r_score(tmp_path):
     """Generated house VLN episodes (R2R format): the harness's metrics equal `navtune r2r score` on the
     trajectories it exported."""
-    from navtune.tasks.house.vln import generate_vln_dataset
+    from navtune.envs.house.episodes.vln import generate_vln_dataset
 
     generate_vln_dataset(range(300, 304), tmp_path / "vln", split="test", per_house=2)
     task = EvalTask(backend="graph", data_dir=str(tmp_path / "vln"), split="test")

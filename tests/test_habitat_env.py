@@ -439,3 +439,31 @@ def test_default_path_never_imports_the_adapters():
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and "ok" in out.stdout, out.stderr[-2000:]
+
+
+def test_navtune_eval_oracle_on_habitat_objectnav(fake_habitat, scenes, tmp_path):
+    """`navtune eval --backend habitat-objectnav` runs the oracle on Habitat-Sim (the stand-in) to SR 1."""
+    from typer.testing import CliRunner
+
+    import navtune.cli
+    from navtune.tasks.objectnav import write_episodes
+
+    eps = [objectnav_episode(episode_id="a", start=(2.0, 2.0, 0.0), goal=(3.0, 4.0, 0.0), success_distance=0.5),
+           objectnav_episode(episode_id="b", scene="sceneB", start=(-1.0, 3.0, 0.0), heading=math.radians(200),
+                             goal=(1.5, 3.0, 0.0), success_distance=0.5)]
+    episodes = write_episodes(tmp_path / "eps.jsonl", eps)
+    out = tmp_path / "run"
+    runner = CliRunner()
+    args = ["eval", "--agent", "oracle", "--backend", "habitat-objectnav", "--episodes", str(episodes),
+            "--out", str(out)]
+    r = runner.invoke(navtune.cli.app, args)  # no --scenes-dir: a clear error
+    assert r.exit_code == 2 and "--scenes-dir" in r.output, r.output
+    r = runner.invoke(navtune.cli.app, args + ["--scenes-dir", str(scenes)])
+    assert r.exit_code == 0, r.output
+    rows = [json.loads(line) for line in (out / "episodes.jsonl").read_text().splitlines() if line.strip()]
+    assert sorted(row["episode_id"] for row in rows) == ["a", "b"]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["episodes"] == 2 and summary["sr"] == 1.0
+    task = json.loads((out / "run.json").read_text())["task"]
+    assert task["backend"] == "habitat-objectnav" and task["scenes_dir"] == str(scenes)
+    assert len(Simulator.instances) == 1 and len(Simulator.instances[0].scenes) == 2  # one sim, reconfigured

@@ -145,7 +145,7 @@ def test_expert_succeeds_in_the_simulator():
     """ObjectNav expert through the real MiniWorld steps (physics only), scored by navtune.metrics."""
     from navtune.envs.house.env import HouseEnvConfig
     from navtune.envs.house.parallel import run_expert
-    from navtune.tasks.house.objectnav import generate_objectnav_episodes
+    from navtune.envs.house.episodes.objectnav import generate_objectnav_episodes
 
     eps = list(generate_objectnav_episodes(range(10), per_house=2))
     rows = run_expert(eps, workers=1, config=HouseEnvConfig(rgb=False, depth=False))
@@ -155,7 +155,7 @@ def test_expert_succeeds_in_the_simulator():
 
 
 def test_expert_action_replans_after_detours(env):
-    from navtune.tasks.house.objectnav import generate_objectnav_episodes
+    from navtune.envs.house.episodes.objectnav import generate_objectnav_episodes
 
     ep = list(generate_objectnav_episodes([6], per_house=1))[0]
     env.reset(ep)
@@ -200,7 +200,7 @@ def test_house_graph_env_renders_views(tmp_path, world):
     """GraphNavEnv (the foundation's) + HouseViewRenderer on a generated VLN episode."""
     from navtune.envs.graph import GraphNavEnv
     from navtune.envs.house.renderer import HouseViewRenderer, house_graph
-    from navtune.tasks.house.vln import generate_vln_dataset
+    from navtune.envs.house.episodes.vln import generate_vln_dataset
     from navtune.tasks.r2r import load_r2r_split
 
     generate_vln_dataset([3], tmp_path, "val", per_house=1)
@@ -227,7 +227,7 @@ def test_house_graph_env_renders_views(tmp_path, world):
 def test_parallel_rollouts_match_in_process():
     from navtune.envs.house.env import HouseEnvConfig
     from navtune.envs.house.parallel import HouseWorkerPool, run_expert
-    from navtune.tasks.house.objectnav import generate_objectnav_episodes
+    from navtune.envs.house.episodes.objectnav import generate_objectnav_episodes
 
     eps = list(generate_objectnav_episodes([1, 2], per_house=2))
     cfg = HouseEnvConfig(width=32, height=24)

@@ -13,7 +13,7 @@ from navtune.envs.house.layout import OBJECT_CATEGORIES, generate_house, seed_fr
 from navtune.envs.house.occupancy import OccupancyGrid, object_goal_distance
 from navtune.envs.house.navgraph import build_house_graph
 from navtune.metrics.objectnav import objectnav_episode_metrics
-from navtune.tasks.house.objectnav import generate_objectnav_episodes, goal_objects
+from navtune.envs.house.episodes.objectnav import generate_objectnav_episodes, goal_objects
 from navtune.tasks.objectnav import ObjectGoal, ObjectNavDataError, ObjectNavEpisode, read_episodes, write_episodes
 
 
@@ -139,7 +139,7 @@ def test_continuous_expert_success_on_200_objectnav_episodes():
 def test_vln_dataset_in_r2r_format_and_expert_success(tmp_path):
     """200 VLN paths over 50 houses, read back by the foundation's loader and solved by its BFS expert."""
     from navtune.envs.graph import GraphNavEnv
-    from navtune.tasks.house.vln import generate_vln_dataset
+    from navtune.envs.house.episodes.vln import generate_vln_dataset
     from navtune.tasks.r2r import load_r2r_split
 
     path = generate_vln_dataset(range(50), tmp_path, "train", per_house=4)

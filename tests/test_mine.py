@@ -67,7 +67,7 @@ def test_the_expert_is_never_flagged(graph_task, tmp_path):
 def test_house_sim_steps_free_mover_not_flagged_forward_collides(tmp_path):
     """In the MiniWorld house (the simulator really steps): the expert moves freely and is not flagged;
     forward-only runs into walls and is kept as stuck + collision with expert labels."""
-    from navtune.tasks.house.objectnav import generate_objectnav_episodes
+    from navtune.envs.house.episodes.objectnav import generate_objectnav_episodes
     from navtune.tasks.objectnav import write_episodes
 
     eps = list(generate_objectnav_episodes([7], per_house=2, max_steps=60))

@@ -88,7 +88,7 @@ class HouseNavEnv:
             episode = ObjectNavEpisode.from_dict(dict(episode), source="reset(episode)")
         self.load_house(seed_from_scene_id(episode.scene_id))
         self.episode = episode
-        from navtune.tasks.house.objectnav import goal_objects
+        from navtune.envs.house.episodes.objectnav import goal_objects
 
         self.goals = goal_objects(self.house, episode)
         key = (self.house.seed, episode.object_category, tuple(g.object_id for g in self.goals), episode.success_distance)

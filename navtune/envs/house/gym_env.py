@@ -58,7 +58,7 @@ class HouseGymEnv(gym.Env):
         super().reset(seed=seed)
         episode = (options or {}).get("episode")
         if episode is None:
-            from navtune.tasks.house.objectnav import generate_objectnav_episodes
+            from navtune.envs.house.episodes.objectnav import generate_objectnav_episodes
 
             s = int(seed) if seed is not None else int(self.np_random.integers(0, 2**31 - 1))
             episode = next(iter(generate_objectnav_episodes([s], per_house=self.episodes_per_house)))

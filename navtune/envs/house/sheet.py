@@ -11,7 +11,7 @@ from navtune.envs.house.topdown import _font
 def sample_sheet(seed: int, width: int = 320, height: int = 240, frames: int = 6) -> Image.Image:
     from navtune.envs.house.env import HouseEnvConfig, HouseNavEnv
     from navtune.envs.house.topdown import render_topdown
-    from navtune.tasks.house.objectnav import generate_objectnav_episodes
+    from navtune.envs.house.episodes.objectnav import generate_objectnav_episodes
 
     episode = max(generate_objectnav_episodes([seed], per_house=4), key=lambda e: e.geodesic_distance)
     env = HouseNavEnv(HouseEnvConfig(width=width, height=height, depth=True))
