@@ -13,7 +13,7 @@ Contract (evaluation codes against exactly this):
   0..n-1) and then a list of actions is returned.
   Observations are ``navtune.envs.protocol.Observation``; the VLM policies use ``rgb``,
   ``instruction``, ``step``, ``distance_traveled`` and ``allowed_actions``.
-* ``policy.set_executed_action(slot, action)`` (optional): the env executed `action` instead of the
+* ``policy.set_executed_action(slot, action)``: the env executed `action` instead of the
   policy's own choice at the last step (expert-driven passes); the slot's history is corrected.
 * ``policy.release(slots)`` frees a slot's memory (KV cache, cached features) once its episode is done.
 * ``policy.needs_expert``: when True, the harness must put the env's ``expert_action()`` into
@@ -59,6 +59,8 @@ class Policy(Protocol):
     def reset(self, slots: Iterable[Slot] | Slot) -> None: ...
 
     def act(self, observations: Mapping[Slot, Observation]) -> dict[Slot, str]: ...
+
+    def set_executed_action(self, slot: Slot, action: str) -> None: ...
 
     def release(self, slots: Iterable[Slot] | Slot) -> None: ...
 

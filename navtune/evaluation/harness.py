@@ -28,7 +28,6 @@ import numpy as np
 
 from navtune.core.actions import STOP_ACTIONS
 from navtune.core.io import append_jsonl, atomic_write_bytes, read_jsonl
-from navtune.data.collectors.dagger import tell_executed
 from navtune.envs.protocol import Observation, StepResult
 from navtune.data.collectors.common import geodesic_of
 from navtune.evaluation.backends import EvalEpisode, EvalTask
@@ -238,7 +237,7 @@ def evaluate(
                 if r.phase == "epa":
                     r.epa_policy.append(a)
                     r.epa_expert.append(r.expert)
-                    tell_executed(policy, s, r.expert)
+                    policy.set_executed_action(s, r.expert)
                     a = r.expert
                 else:
                     out = getattr(policy, "last_outputs", {}).get(s)

@@ -20,20 +20,6 @@ from navtune.envs.protocol import NavEnv, Observation
 SLOT = 0
 
 
-def tell_executed(policy: Any, slot: Any, action: str) -> None:
-    """Make a policy's history show `action` (executed instead of its own choice): the policy's
-    `set_executed_action(slot, action)` hook when it has one, else its slot's last recorded action."""
-    hook = getattr(policy, "set_executed_action", None)
-    if hook is not None:
-        hook(slot, action)
-        return
-    slots = getattr(policy, "slots", None)
-    st = slots.get(slot) if isinstance(slots, dict) else None
-    acts = getattr(st, "actions", None)
-    if isinstance(acts, list) and acts:
-        acts[-1] = action
-
-
 class PolicyChooser:
     """The `Chooser` of `record_env_episode` that asks a policy (and mixes in the expert with prob. beta)."""
 
@@ -53,7 +39,7 @@ class PolicyChooser:
         if self.beta > 0 and self.rng.random() < self.beta:
             executed = expert
             if executed != chosen:
-                tell_executed(self.policy, SLOT, executed)
+                self.policy.set_executed_action(SLOT, executed)
         self.last = {"policy_action": chosen, "valid": None if out is None else bool(out.valid)}
         return executed
 
