@@ -35,10 +35,12 @@ def register(app: typer.Typer) -> None:
     def eval_cmd(
         out: Path = typer.Option(..., "--out", help="Run folder (created; rerunning resumes and skips finished episodes)."),
         agent: str = typer.Option("forward", "--agent", help="random | forward | oracle | vlm"),
-        backend: str = typer.Option("graph", "--backend", help="graph (R2R-format folder: R2R or house VLN) | house-objectnav"),
+        backend: str = typer.Option("graph", "--backend", help="graph (R2R-format folder: R2R or house VLN) | house-objectnav | habitat-objectnav"),
         data_dir: Path | None = typer.Option(None, "--data-dir", help="graph: R2R-format folder (connectivity/ + R2R_<split>.json)."),
         split: str | None = typer.Option(None, "--split", help="graph: split name (reads R2R_<split>.json)."),
-        episodes: Path | None = typer.Option(None, "--episodes", help="house-objectnav: ObjectNav episode file."),
+        episodes: Path | None = typer.Option(None, "--episodes", help="*-objectnav: ObjectNav episode file."),
+        scenes_dir: Path | None = typer.Option(None, "--scenes-dir", help="habitat-objectnav: folder the episodes' scene_id paths are relative to."),
+        scene_dataset_config: str | None = typer.Option(None, "--scene-dataset-config", help="habitat-objectnav: scene dataset config (relative to --scenes-dir or absolute)."),
         renderer: str = typer.Option("none", "--renderer", help="graph frames: none | house | mp3d."),
         skybox_dir: Path | None = typer.Option(None, "--skybox-dir", help="mp3d renderer: Matterport3D skyboxes."),
         model: str | None = typer.Option(None, "--model", help="vlm: model folder or hub id."),
@@ -74,10 +76,12 @@ def register(app: typer.Typer) -> None:
                              seed=seed, dtype=dtype, device=device, image_size=_size(image_size))
             task = EvalTask(backend=backend, data_dir=str(data_dir) if data_dir else None, split=split,
                             episodes=str(episodes) if episodes else None, renderer=renderer,
-                            skybox_dir=str(skybox_dir) if skybox_dir else None, max_steps=max_steps, limit=limit)
+                            skybox_dir=str(skybox_dir) if skybox_dir else None, max_steps=max_steps, limit=limit,
+                            scenes_dir=str(scenes_dir) if scenes_dir else None,
+                            scene_dataset_config=scene_dataset_config)
             cfg = EvalConfig(num_envs=num_envs, processes=processes, epa=epa, save_frames=save_frames)
             result = run_eval(out, spec, task, cfg, num_shards, shard_id, name)
-        except (ValueError, KeyError, FileNotFoundError) as e:
+        except (ValueError, KeyError, FileNotFoundError, ImportError) as e:
             typer.echo(f"error: {e}", err=True)
             raise typer.Exit(2)
         typer.echo(f"{result['written']} episodes evaluated -> {result['results']}")

@@ -6,6 +6,9 @@ Backends:
   renderer (``none`` | ``house`` | ``mp3d``). Metrics: navtune.metrics.vln (the R2R scorer's functions).
 - ``house-objectnav``: ObjectNav episode files on the house simulator's continuous env. Metrics:
   navtune.metrics.objectnav.
+- ``habitat-objectnav``: ObjectNav episodes (a navtune episode file from `navtune habitat convert-objectnav`, or
+  a habitat ``.json.gz`` file holding episodes) on Habitat-Sim (`navtune.envs.habitat.make_habitat_env`,
+  imported only when the env is built). Metrics: navtune.metrics.objectnav.
 
 `EnvRunner` is what lives next to one env (in the main process or in a worker process): reset / step /
 expert action / the task's episode metrics. Everything crossing a process boundary is plain data.
@@ -21,7 +24,7 @@ from typing import Any, Sequence
 from navtune.data.collectors.common import geodesic_of
 from navtune.envs.protocol import NavEnv, Observation, StepResult
 
-BACKENDS = ("graph", "house-objectnav")
+BACKENDS = ("graph", "house-objectnav", "habitat-objectnav")
 RENDERERS = ("none", "house", "mp3d")
 
 
@@ -32,7 +35,7 @@ class EvalTask:
     backend: str = "graph"
     data_dir: str | None = None  # graph: R2R-format folder (connectivity/ + R2R_<split>.json)
     split: str | None = None  # graph: split name
-    episodes: str | None = None  # house-objectnav: episode file (JSON / JSONL)
+    episodes: str | None = None  # *-objectnav: episode file (JSON / JSONL; habitat-objectnav also .json.gz)
     renderer: str = "none"  # graph: none | house | mp3d
     skybox_dir: str | None = None  # graph + mp3d renderer
     width: int = 320
@@ -41,6 +44,8 @@ class EvalTask:
     max_steps: int | None = None  # None: the backend's own budget (graph 50, ObjectNav per episode)
     success_radius: float | None = None  # None: the task's (VLN 3 m, ObjectNav per episode)
     limit: int | None = None  # first N episodes of the set (in file order)
+    scenes_dir: str | None = None  # habitat-objectnav: folder the episodes' scene_id paths are relative to
+    scene_dataset_config: str | None = None  # habitat-objectnav: scene dataset config (relative to scenes_dir)
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
@@ -51,6 +56,10 @@ class EvalTask:
             raise ValueError("backend 'graph' needs --data-dir (an R2R-format folder) and --split")
         if self.backend == "house-objectnav" and not self.episodes:
             raise ValueError("backend 'house-objectnav' needs --episodes (an ObjectNav episode file)")
+        if self.backend == "habitat-objectnav" and (not self.episodes or not self.scenes_dir):
+            raise ValueError("backend 'habitat-objectnav' needs --episodes (an ObjectNav episode file, e.g. from "
+                             "`navtune habitat convert-objectnav`, or a habitat .json.gz episode file) and "
+                             "--scenes-dir (the folder the episodes' scene_id paths are relative to)")
         if self.renderer == "mp3d" and not self.skybox_dir:
             raise ValueError("renderer 'mp3d' needs --skybox-dir (Matterport3D skybox images)")
 
@@ -97,9 +106,14 @@ def load_episodes(task: EvalTask) -> list[EvalEpisode]:
         eps = load_r2r_split(task.data_dir, task.split)
         out = [EvalEpisode(e.instr_id, e.scan, k, e, e.instruction, tuple(e.path)) for k, e in enumerate(eps)]
     else:
-        from navtune.tasks.objectnav import read_episodes
+        if task.backend == "habitat-objectnav" and str(task.episodes).endswith(".json.gz"):
+            from navtune.tasks.habitat_datasets import read_objectnav_file
 
-        eps = read_episodes(task.episodes)
+            eps = read_objectnav_file(task.episodes)  # habitat's own file (episodes + goals_by_category)
+        else:
+            from navtune.tasks.objectnav import read_episodes
+
+            eps = read_episodes(task.episodes)
         out = [EvalEpisode(e.episode_id, e.scene_id, k, e, e.instruction, target=e.object_category,
                            goals=tuple((tuple(g.position), g.radius, g.object_id) for g in e.goals))
                for k, e in enumerate(eps)]
@@ -170,6 +184,12 @@ def make_env(task: EvalTask) -> NavEnv:
         if task.success_radius is not None:
             kwargs["success_radius"] = task.success_radius
         return GraphNavEnv(graph_for, _graph_renderer(task), **kwargs)
+    if task.backend == "habitat-objectnav":  # lazy: habitat_sim is an optional (conda) extra
+        from navtune.envs.habitat import make_habitat_env
+
+        return make_habitat_env(scenes_dir=task.scenes_dir, scene_dataset_config=task.scene_dataset_config,
+                                width=task.width, height=task.height, depth=True, max_steps=task.max_steps,
+                                success_distance=task.success_radius)
     os.environ.setdefault("PYGLET_HEADLESS", "1")
     from navtune.envs.house.env import HouseEnvConfig, HouseNavEnv
 
