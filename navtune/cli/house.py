@@ -59,7 +59,7 @@ def episodes(
     if task == "objectnav":
         from tqdm import tqdm
 
-        from navtune.tasks.house.objectnav import generate_objectnav_episodes
+        from navtune.envs.house.episodes.objectnav import generate_objectnav_episodes
         from navtune.tasks.objectnav import write_episodes
 
         eps = list(tqdm(generate_objectnav_episodes(seed_list, per_house, success_distance, max_steps),
@@ -67,7 +67,7 @@ def episodes(
         path = write_episodes(out / f"objectnav_{split}.jsonl", eps)
         typer.echo(f"wrote {len(eps)} ObjectNav episodes over {len(seed_list)} houses to {path}")
     else:
-        from navtune.tasks.house.vln import generate_vln_dataset
+        from navtune.envs.house.episodes.vln import generate_vln_dataset
 
         path = generate_vln_dataset(seed_list, out, split, per_house, progress=sys.stderr.isatty())
         n = len(json.loads(path.read_text()))
@@ -89,7 +89,7 @@ def expert(
         from navtune.envs.house.env import HouseEnvConfig
         from navtune.envs.house.parallel import run_expert
         from navtune.metrics.vln import average
-        from navtune.tasks.house.objectnav import generate_objectnav_episodes
+        from navtune.envs.house.episodes.objectnav import generate_objectnav_episodes
 
         eps = list(generate_objectnav_episodes(seed_list, per_house))
         # physics only: the expert does not look, so frames are not rendered
@@ -101,7 +101,7 @@ def expert(
 
         from navtune.envs.graph.env import GraphNavEnv
         from navtune.metrics.vln import average
-        from navtune.tasks.house.vln import generate_vln_dataset
+        from navtune.envs.house.episodes.vln import generate_vln_dataset
         from navtune.tasks.r2r.data import load_r2r_split
 
         with tempfile.TemporaryDirectory() as tmp:

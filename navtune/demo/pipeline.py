@@ -117,7 +117,7 @@ class Demo:
 
         from navtune.envs.house.layout import generate_house
         from navtune.envs.house.navgraph import build_house_graph
-        from navtune.tasks.house.vln import house_vln_paths
+        from navtune.envs.house.episodes.vln import house_vln_paths
         from navtune.tasks.r2r.data import connectivity_path, split_path, write_connectivity, write_r2r_split
 
         c = self.cfg
