@@ -36,11 +36,16 @@ def atomic_write_json(path: str | os.PathLike, obj: Any, indent: int | None = 2)
 
 
 def append_jsonl(path: str | os.PathLike, row: dict) -> None:
-    """Append one JSON line and fsync. A crash mid-write leaves at most a torn last line,
-    which `read_jsonl` skips; a torn line is repaired (truncated) before appending."""
+    """Append one JSON line and fsync (see `append_jsonl_rows`)."""
+    append_jsonl_rows(path, [row])
+
+
+def append_jsonl_rows(path: str | os.PathLike, rows: Iterable[dict]) -> None:
+    """Append JSON lines with one fsync. A crash mid-write leaves at most a torn last line, which
+    `read_jsonl` skips; a torn line is repaired (truncated) before appending."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    line = (json.dumps(row) + "\n").encode("utf-8")
+    data = "".join(json.dumps(r) + "\n" for r in rows).encode("utf-8")
     with open(path, "ab+") as f:
         f.seek(0, os.SEEK_END)
         size = f.tell()
@@ -48,11 +53,10 @@ def append_jsonl(path: str | os.PathLike, row: dict) -> None:
             f.seek(size - 1)
             if f.read(1) != b"\n":  # torn last line from a crash: drop it
                 f.seek(0)
-                data = f.read()
-                cut = data.rfind(b"\n") + 1
+                cut = f.read().rfind(b"\n") + 1
                 f.truncate(cut)
                 f.seek(cut)
-        f.write(line)
+        f.write(data)
         f.flush()
         os.fsync(f.fileno())
 

@@ -28,7 +28,7 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 import numpy as np
 
 from navtune.core.actions import ACTION_SPACES, STOP_ACTIONS
-from navtune.core.io import append_jsonl, atomic_write_json, read_jsonl, write_jsonl
+from navtune.core.io import append_jsonl, append_jsonl_rows, atomic_write_json, read_jsonl, write_jsonl
 from navtune.data.rewards import RewardConfig, discounted_returns, step_rewards
 from navtune.envs.protocol import Pose
 
@@ -347,7 +347,7 @@ class DatasetWriter:
         if len(pendings) == 1:
             append_jsonl(self.manifest_path, pendings[0].record)
         elif pendings:
-            _append_jsonl_rows(self.manifest_path, [p.record for p in pendings])
+            append_jsonl_rows(self.manifest_path, [p.record for p in pendings])
         self.committed |= batch
 
     def finalize(self) -> int:
@@ -357,26 +357,6 @@ class DatasetWriter:
         rows.sort(key=lambda r: (r.get("order", 0), r["episode_id"]))
         write_jsonl(self.manifest_path, rows)
         return len(rows)
-
-
-def _append_jsonl_rows(path: Path, rows: Sequence[dict]) -> None:
-    """`navtune.core.io.append_jsonl` for several rows with one fsync (same torn-line repair)."""
-    import json
-
-    data = "".join(json.dumps(r) + "\n" for r in rows).encode("utf-8")
-    with open(path, "ab+") as f:
-        f.seek(0, os.SEEK_END)
-        size = f.tell()
-        if size:
-            f.seek(size - 1)
-            if f.read(1) != b"\n":  # torn last line from a crash: drop it
-                f.seek(0)
-                cut = f.read().rfind(b"\n") + 1
-                f.truncate(cut)
-                f.seek(cut)
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
 
 
 def _normalise(info: Mapping[str, Any]) -> Any:
