@@ -18,10 +18,8 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any, Sequence
 
-from navtune.data.collectors.common import geodesic_of
 from navtune.envs.protocol import NavEnv, Observation, StepResult
 
 BACKENDS = ("graph", "house-objectnav", "habitat-objectnav")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import multiprocessing as mp
-import os
 import shutil
 import time
 from dataclasses import dataclass, field
