@@ -33,6 +33,7 @@ from PIL import Image
 from navtune.agents.parsing import ParseStats, parse_action
 from navtune.agents.policy import POLICIES, ActionOutput, BasePolicy, Slot
 from navtune.agents.prompts import Rendered, Segment, StepInput, get_format, load_system_prompt
+from navtune.agents.prompts.base import tokenize_rendered
 from navtune.envs.protocol import Observation
 
 KV = list[tuple[torch.Tensor, torch.Tensor]]  # per layer (keys, values), each (B, kv_heads, L, head_dim)
@@ -106,29 +107,7 @@ class VLMRunner:
 
     def tokenize(self, rendered: Rendered, grids: Sequence[torch.Tensor]) -> tuple[list[int], list[tuple[int, int, str]]]:
         """Segments tokenized one by one (image pads expanded like the processor does); action token spans."""
-        pad = "<|image_pad|>"
-        ids: list[int] = []
-        targets = []
-        k = 0
-        for seg in rendered.segments:
-            text = seg.text
-            n = text.count(pad)
-            if n:
-                if k + n > len(grids):
-                    raise ValueError(f"prompt has more image placeholders than images ({len(grids)})")
-                pieces = text.split(pad)
-                text = pieces[0]
-                for j in range(n):
-                    text += "<|placeholder|>" * self.n_image_tokens(grids[k + j]) + pieces[j + 1]
-                text = text.replace("<|placeholder|>", pad)
-                k += n
-            seg_ids = self.tokenize_text(text)
-            if seg.target:
-                targets.append((len(ids), len(ids) + len(seg_ids), seg.action or seg.text))
-            ids += seg_ids
-        if k != len(grids):
-            raise ValueError(f"prompt has {k} image placeholders but {len(grids)} images")
-        return ids, targets
+        return tokenize_rendered(rendered, [self.n_image_tokens(g) for g in grids], self.tokenize_text)
 
     # ---------------------------------------------------------------- vision
     def preprocess(self, images: Sequence[Any], size: tuple[int, int] | None = None) -> dict[str, torch.Tensor]:

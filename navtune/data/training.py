@@ -23,11 +23,11 @@ from typing import Any, Sequence
 import torch
 from torch.utils.data import Dataset
 
+from navtune.agents.prompts.base import IMAGE_PAD, tokenize_rendered
 from navtune.core.actions import ACTION_SPACES
 from navtune.data.format import EpisodeDataset, split_by_scene
 
 IGNORE_INDEX = -100
-IMAGE_PAD = "<|image_pad|>"
 PER_STEP_FORMATS = ("r2r-lowlevel", "objectnav-json")
 EPISODE_FORMATS = ("chat",)
 
@@ -154,24 +154,8 @@ class FormatSamples(Dataset):
             out["pixel_values"] = pre["pixel_values"]
             out["image_grid_thw"] = pre["image_grid_thw"]
             counts = [int(g.prod()) // (self.merge**2) for g in pre["image_grid_thw"]]
-        ids: list[int] = []
-        spans: list[tuple[int, int, str]] = []
-        k = 0
-        for seg in rendered.segments:
-            text = seg.text
-            n = text.count(IMAGE_PAD)
-            if n:
-                if k + n > len(counts):
-                    raise ValueError(f"prompt has more image placeholders than images ({len(counts)})")
-                pieces = text.split(IMAGE_PAD)
-                text = pieces[0] + "".join(IMAGE_PAD * counts[k + j] + pieces[j + 1] for j in range(n))
-                k += n
-            seg_ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
-            if seg.target:
-                spans.append((len(ids), len(ids) + len(seg_ids), seg.action or seg.text))
-            ids += seg_ids
-        if k != len(counts):
-            raise ValueError(f"prompt has {k} image placeholders but {len(counts)} images")
+        ids, spans = tokenize_rendered(rendered, counts,
+                                       lambda text: self.tokenizer(text, add_special_tokens=False)["input_ids"])
         input_ids = torch.tensor([ids], dtype=torch.long)
         labels = torch.full((len(ids),), IGNORE_INDEX, dtype=torch.long)
         for a, b, _ in spans:

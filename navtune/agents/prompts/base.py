@@ -12,12 +12,13 @@ themselves are listed in `Rendered.images` in placeholder order.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol, Sequence
+from typing import Any, Callable, Protocol, Sequence
 
 import jinja2
 
 from navtune.core.registry import Registry
 
+IMAGE_PAD = "<|image_pad|>"
 IMAGE_PLACEHOLDER = "<|vision_start|><|image_pad|><|vision_end|>"
 ASSISTANT_PREFIX = "<|im_start|>assistant\n"
 
@@ -74,6 +75,32 @@ class Rendered:
 
     def __add__(self, other: "Rendered") -> "Rendered":
         return Rendered(self.segments + other.segments, self.images + other.images)
+
+
+def tokenize_rendered(rendered: Rendered, image_token_counts: Sequence[int], tokenize_text: Callable[[str], list[int]]
+                      ) -> tuple[list[int], list[tuple[int, int, str]]]:
+    """Token ids of a rendered prompt, its segments tokenized one by one (each image placeholder expanded to
+    that image's number of tokens, as the processor does), and the (start, end, action) token spans of its
+    action targets. Inference and training both tokenize through here, so their ids are the same."""
+    ids: list[int] = []
+    spans: list[tuple[int, int, str]] = []
+    k = 0
+    for seg in rendered.segments:
+        text = seg.text
+        n = text.count(IMAGE_PAD)
+        if n:
+            if k + n > len(image_token_counts):
+                raise ValueError(f"prompt has more image placeholders than images ({len(image_token_counts)})")
+            pieces = text.split(IMAGE_PAD)
+            text = pieces[0] + "".join(IMAGE_PAD * image_token_counts[k + j] + pieces[j + 1] for j in range(n))
+            k += n
+        seg_ids = tokenize_text(text)
+        if seg.target:
+            spans.append((len(ids), len(ids) + len(seg_ids), seg.action or seg.text))
+        ids += seg_ids
+    if k != len(image_token_counts):
+        raise ValueError(f"prompt has {k} image placeholders but {len(image_token_counts)} images")
+    return ids, spans
 
 
 @dataclass
