@@ -72,6 +72,27 @@ def test_batched_slots_equal_sequential(mini, tmp_path):
     assert [_strip(x) for x in a] == [_strip(x) for x in b]
 
 
+def test_shared_pool_uses_only_num_envs_slots(mini, tmp_path):
+    """A pool reused across runs (as bench/bench_eval.py does) must not batch more slots than asked for."""
+    from navtune.evaluation import evaluate
+    from navtune.evaluation.pool import make_pool
+
+    task = EvalTask(backend="graph", data_dir=str(mini), split="mini", limit=8)
+    eps = load_episodes(task)
+    policy = build_policy(AgentSpec("forward"), "graph")
+    batch_sizes: list[int] = []
+    act = policy.act
+    policy.act = lambda obs: (batch_sizes.append(len(obs)), act(obs))[1]
+    pool = make_pool(task, 4, False)
+    try:
+        for n in (1, 4):
+            batch_sizes.clear()
+            rows = evaluate(policy, task, eps, tmp_path / f"n{n}.jsonl", EvalConfig(num_envs=n, progress=False), pool=pool)
+            assert len(rows) == 8 and max(batch_sizes) == n
+    finally:
+        pool.close()
+
+
 def test_shards_merge_to_the_unsharded_run(mini, tmp_path):
     task = EvalTask(backend="graph", data_dir=str(mini), split="mini")
     cfg = EvalConfig(num_envs=3, progress=False)

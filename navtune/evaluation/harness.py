@@ -159,7 +159,8 @@ def evaluate(
     on_row: Callable[[dict], None] | None = None,
 ) -> list[dict]:
     """Run `policy` on the episodes not yet in `results_path`; append one row per finished episode.
-    Returns the rows written by this call. `pool` (from `make_pool`) may be passed to reuse envs."""
+    Returns the rows written by this call. `pool` (from `make_pool`) may be passed to reuse envs; only its
+    first `cfg.num_envs` envs are used."""
     from navtune.evaluation.pool import make_pool
 
     results_path = Path(results_path)
@@ -172,7 +173,7 @@ def evaluate(
     own_pool = pool is None
     if own_pool:
         pool = make_pool(task, max(1, min(cfg.num_envs, len(todo))), cfg.processes)
-    n_slots = len(pool)
+    n_slots = min(len(pool), max(1, cfg.num_envs))
     policy_name = getattr(policy, "name", type(policy).__name__)
     want_labels = bool(getattr(policy, "needs_expert", False)) or cfg.expert_labels
     frames_root = results_path.parent / "frames"
