@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 import numpy as np
 
@@ -260,8 +260,10 @@ def _r(v: float) -> float:
     return round(float(v), 2)
 
 
+@lru_cache(maxsize=32)
 def generate_house(seed: int, agent_radius: float = AGENT_RADIUS) -> HouseSpec:
-    """Build the house of `seed` (deterministic: numpy's PCG64 seeded with the integer only)."""
+    """Build the house of `seed` (deterministic: numpy's PCG64 seeded with the integer only). Cached per
+    process: envs switch houses often during evaluation, and a HouseSpec is never changed once built."""
     if seed < 0:
         raise ValueError(f"house seed must be >= 0 (got {seed})")
     rng = np.random.default_rng(seed)
