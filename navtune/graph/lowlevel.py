@@ -10,6 +10,7 @@ current viewpoint at index 0; ours does not, so our `move_to(k)` is MatterSim's 
 from __future__ import annotations
 
 import math
+import weakref
 from dataclasses import dataclass
 
 import numpy as np
@@ -129,3 +130,16 @@ class LowLevelNavigator:
         if action == STOP:
             return state
         raise ValueError(f"unknown low-level action {action!r}; expected one of Left, Right, Move, Stop")
+
+
+_NAVIGATORS: "weakref.WeakKeyDictionary[NavGraph, dict[float, LowLevelNavigator]]" = weakref.WeakKeyDictionary()
+
+
+def navigator_for(graph: NavGraph, hfov: float = DEFAULT_HFOV) -> LowLevelNavigator:
+    """The process's shared navigator of `graph` (its move table and the expert's search are built once,
+    however many envs of the process visit the graph)."""
+    per_graph = _NAVIGATORS.setdefault(graph, {})
+    nav = per_graph.get(hfov)
+    if nav is None:
+        nav = per_graph[hfov] = LowLevelNavigator(graph, hfov)
+    return nav

@@ -14,7 +14,7 @@ import numpy as np
 from navtune.core.actions import GRAPH_ACTIONS, MOVE, STOP
 from navtune.envs.protocol import Observation, Pose, StepResult
 from navtune.graph.expert import ExpertTable
-from navtune.graph.lowlevel import DEFAULT_HFOV, LowLevelNavigator, LowLevelState
+from navtune.graph.lowlevel import DEFAULT_HFOV, LowLevelNavigator, LowLevelState, navigator_for
 from navtune.graph.navgraph import NavGraph
 
 DEFAULT_MAX_STEPS = 50
@@ -95,7 +95,6 @@ class GraphNavEnv:
         self.max_steps = max_steps
         self.hfov = hfov
         self.success_radius = success_radius
-        self._navs: dict[int, LowLevelNavigator] = {}
         self.episode: GraphEpisode | None = None
 
     @classmethod
@@ -123,10 +122,7 @@ class GraphNavEnv:
         return r(scan)
 
     def _nav_for(self, graph: NavGraph) -> LowLevelNavigator:
-        nav = self._navs.get(id(graph))
-        if nav is None or nav.graph is not graph:
-            nav = self._navs[id(graph)] = LowLevelNavigator(graph, self.hfov)
-        return nav
+        return navigator_for(graph, self.hfov)
 
     def _observe(self) -> Observation:
         s, g = self.state, self.graph
@@ -219,4 +215,5 @@ class GraphNavEnv:
                                    self.graph.edge_length, self.success_radius, steps=self.steps)
 
     def close(self) -> None:
-        self._navs.clear()
+        """Nothing of its own to release (navigators are shared per process, renderers belong to the caller)."""
+        self.episode = None
