@@ -3,8 +3,9 @@ one environment and one model call at a time (the seed's loop), on the same epis
 
 Setup: house VLN episodes (graph actions, views rendered by the house simulator), the tiny Qwen2.5-VL
 in the `chat` format with the KV cache (constrained scoring), EPA pass on (so every episode has the
-expert's length of policy calls). Both runs use the same harness and the same warmed-up envs; only
-`num_envs` differs. Steps count both passes. Prints episodes/s of each and the ratio (goal >= 3x), and checks that both runs
+expert's length of policy calls). Both runs use the same harness, each with its envs warmed up by one
+untimed pass: the sequential run keeps its one env in this process (the seed's loop), the batched run
+gives each of its envs a process of its own (`--inline` keeps them here). Steps count both passes. Prints episodes/s of each and the ratio (goal >= 3x), and checks that both runs
 chose the same actions in every episode.
 
     .venv/bin/python bench/bench_eval.py [--episodes 24] [--size tiny] [--width 112 --height 84]
@@ -31,6 +32,9 @@ def main() -> None:
     ap.add_argument("--height", type=int, default=84)
     ap.add_argument("--max-steps", type=int, default=20)
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    ap.add_argument("--inline", action="store_true",
+                    help="keep the envs in this process (default: one spawned process per env, as `navtune eval "
+                         "--processes` runs them)")
     args = ap.parse_args()
 
     import numpy as np
@@ -68,22 +72,28 @@ def main() -> None:
     # expert's length, whatever the untrained model does
     cfg = dict(epa=True, progress=False)
 
-    # warm up (every env's GL context and first house, first forwards) outside the timings
-    pool = make_pool(task, args.envs, False)
-    evaluate(policy, task, episodes[: args.envs], tmp / "warm.jsonl", EvalConfig(num_envs=args.envs, **cfg), pool=pool)
-
+    # The sequential run is the seed's loop: one env in this process, one forward per step. The batched run
+    # steps `--envs` envs (in their own processes unless --inline) and makes one batched forward per step.
+    # Each pool first runs every episode once untimed (GL contexts, houses, meshes, first forwards).
+    runs = (("sequential (1 env in-process, 1 forward/step)", 1, False),
+            (f"batched ({args.envs} envs{' in-process' if args.inline else ' in processes'}, 1 batched forward/step)",
+             args.envs, not args.inline))
     results = {}
-    for name, n in (("sequential (1 env, 1 forward/step)", 1), (f"batched ({args.envs} envs, 1 batched forward/step)", args.envs)):
-        out = tmp / f"run_{n}.jsonl"
-        t0 = time.perf_counter()
-        evaluate(policy, task, episodes, out, EvalConfig(num_envs=n, **cfg), pool=pool)
-        dt = time.perf_counter() - t0
+    for name, n, procs in runs:
+        pool = make_pool(task, n, procs)
+        try:
+            evaluate(policy, task, episodes, tmp / f"warm_{n}.jsonl", EvalConfig(num_envs=n, **cfg), pool=pool)
+            out = tmp / f"run_{n}.jsonl"
+            t0 = time.perf_counter()
+            evaluate(policy, task, episodes, out, EvalConfig(num_envs=n, **cfg), pool=pool)
+            dt = time.perf_counter() - t0
+        finally:
+            pool.close()
         rows = read_jsonl(out)
         steps = sum(len(r["actions"]) + len(r["expert"]["actions"]) for r in rows)
         results[n] = (dt, rows)
-        print(f"{name:48s} {len(rows)} episodes, {steps} steps in {dt:6.1f} s: "
+        print(f"{name:60s} {len(rows)} episodes, {steps} steps in {dt:6.1f} s: "
               f"{len(rows) / dt:6.2f} episodes/s, {steps / dt:6.1f} steps/s")
-    pool.close()
     (t1, r1), (tn, rn) = results[1], results[args.envs]
     same = ({r["episode_id"]: (r["actions"], r["expert"]["policy_actions"]) for r in r1}
             == {r["episode_id"]: (r["actions"], r["expert"]["policy_actions"]) for r in rn})

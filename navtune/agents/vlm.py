@@ -91,6 +91,7 @@ class VLMRunner:
         self.device = next(model.parameters()).device
         self.dtype = next(model.parameters()).dtype
         self._tok_cache: dict[str, list[int]] = {}
+        self._pos_cache: dict[tuple, torch.Tensor] = {}
         self.eos_ids = {self.tokenizer.convert_tokens_to_ids("<|im_end|>"), self.tokenizer.convert_tokens_to_ids("<|endoftext|>")}
 
     # ---------------------------------------------------------------- text
@@ -127,12 +128,30 @@ class VLMRunner:
 
     # ---------------------------------------------------------------- positions
     def positions(self, ids: list[int], grids: list[torch.Tensor], offset: int) -> torch.Tensor:
-        """(3, L) mrope positions of a chunk that starts at rope position `offset`."""
-        t = torch.tensor([ids], dtype=torch.long)
-        mm = (t == self.image_token_id).int()
-        grid = torch.stack(grids) if grids else None
-        pos, _ = self.model.model.get_rope_index(t, mm_token_type_ids=mm, image_grid_thw=grid)
-        return pos[:, 0] + offset
+        """(3, L) mrope positions of a chunk that starts at rope position `offset`.
+
+        `get_rope_index` looks only at where the image tokens are and at the grids, and each step's chunk has
+        the same layout, so results are cached by (length, image-token runs, grids)."""
+        img = self.image_token_id
+        runs, start = [], None
+        for i, tok in enumerate(ids):
+            if tok == img and start is None:
+                start = i
+            elif tok != img and start is not None:
+                runs.append((start, i))
+                start = None
+        if start is not None:
+            runs.append((start, len(ids)))
+        key = (len(ids), tuple(runs), tuple(tuple(int(v) for v in g) for g in grids))
+        base = self._pos_cache.get(key)
+        if base is None:
+            t = torch.tensor([ids], dtype=torch.long)
+            mm = (t == img).int()
+            grid = torch.stack(grids) if grids else None
+            base = self.model.model.get_rope_index(t, mm_token_type_ids=mm, image_grid_thw=grid)[0][:, 0]
+            if len(ids) <= 2048 and len(self._pos_cache) < 256:
+                self._pos_cache[key] = base
+        return base + offset
 
     # ---------------------------------------------------------------- forward
     def _embed(self, chunk: Chunk) -> torch.Tensor:
