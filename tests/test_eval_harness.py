@@ -64,12 +64,13 @@ def test_batched_slots_equal_sequential(mini, tmp_path):
     eps = load_episodes(task)
     from navtune.evaluation import evaluate
 
-    for n in (1, 5):
-        evaluate(build_policy(AgentSpec("forward"), "graph"), task, eps, tmp_path / f"n{n}.jsonl",
-                 EvalConfig(num_envs=n, progress=False))
-    a = sorted(read_jsonl(tmp_path / "n1.jsonl"), key=lambda r: r["order"])
-    b = sorted(read_jsonl(tmp_path / "n5.jsonl"), key=lambda r: r["order"])
-    assert [_strip(x) for x in a] == [_strip(x) for x in b]
+    for agent in (AgentSpec("forward"), AgentSpec("random", seed=2)):
+        for n in (1, 5):
+            evaluate(build_policy(agent, "graph"), task, eps, tmp_path / f"{agent.kind}{n}.jsonl",
+                     EvalConfig(num_envs=n, progress=False))
+        a = sorted(read_jsonl(tmp_path / f"{agent.kind}1.jsonl"), key=lambda r: r["order"])
+        b = sorted(read_jsonl(tmp_path / f"{agent.kind}5.jsonl"), key=lambda r: r["order"])
+        assert [_strip(x) for x in a] == [_strip(x) for x in b], agent.kind
 
 
 def test_shared_pool_uses_only_num_envs_slots(mini, tmp_path):

@@ -45,6 +45,19 @@ def test_random_is_uniform_over_allowed_and_seeded():
     assert nostop.act([ob(("Stop",))]) == ["Stop"]
 
 
+def test_random_draws_per_episode_whatever_the_slot():
+    """With episode ids in the observations, an episode's actions depend on (seed, episode) only."""
+    def run(policy, slot, eid, n=15):
+        policy.reset(slot)
+        return [policy.act({slot: ob(GRAPH, step=t, episode_id=eid)})[slot] for t in range(n)]
+
+    a, b = make_policy("random", seed=5), make_policy("random", seed=5)
+    first = run(a, 0, "ep-1")
+    run(b, 3, "ep-0")  # another episode first, in another slot
+    assert run(b, 1, "ep-1") == first
+    assert run(a, 0, "ep-2") != first and run(make_policy("random", seed=6), 0, "ep-1") != first
+
+
 def test_forward_moves_or_turns():
     p = make_policy("forward")
     assert p.act({0: ob(GRAPH), 1: ob(("Left", "Right", "Stop"))}) == {0: "Move", 1: "Right"}

@@ -4,6 +4,8 @@ They bound what a learned agent should reach: random/forward are floors, the ora
 shortest-path expert, passed in by the harness) is the ceiling of the action space."""
 from __future__ import annotations
 
+import zlib
+
 import numpy as np
 
 from navtune.agents.policy import POLICIES, ActionOutput, BasePolicy, Slot
@@ -20,7 +22,11 @@ def _check_space(action_space: str) -> str:
 @POLICIES.register("random")
 class RandomPolicy(BasePolicy):
     """Uniform over the observation's allowed actions. `include_stop=False` never stops (except when
-    stop is the only allowed action), which keeps random episodes from ending at step 0."""
+    stop is the only allowed action), which keeps random episodes from ending at step 0.
+
+    When observations carry `info["episode_id"]` (every navtune env sets it), each episode draws from its
+    own generator seeded by (seed, episode id), so its actions do not depend on which slot or batch it ran
+    in, and a resumed evaluation equals an uninterrupted one. Otherwise one generator serves all slots."""
 
     name = "random"
 
@@ -28,7 +34,21 @@ class RandomPolicy(BasePolicy):
         super().__init__()
         self.action_space = _check_space(action_space)
         self.include_stop = include_stop
+        self.seed = int(seed)
         self.rng = np.random.default_rng(seed)
+        self._episode_rngs: dict[Slot, np.random.Generator] = {}
+
+    def _reset_slot(self, slot: Slot) -> None:
+        self._episode_rngs.pop(slot, None)
+
+    def _rng_for(self, slot: Slot, obs: Observation) -> np.random.Generator:
+        rng = self._episode_rngs.get(slot)
+        if rng is None:
+            eid = obs.info.get("episode_id")
+            if eid is None:
+                return self.rng
+            rng = self._episode_rngs[slot] = np.random.default_rng([self.seed, zlib.crc32(str(eid).encode())])
+        return rng
 
     def _act(self, observations: dict[Slot, Observation]) -> dict[Slot, ActionOutput]:
         out = {}
@@ -36,7 +56,7 @@ class RandomPolicy(BasePolicy):
             allowed = list(obs.allowed_actions or ACTION_SPACES[self.action_space])
             if not self.include_stop and len(allowed) > 1:
                 allowed = [a for a in allowed if a.lower() != "stop"] or allowed
-            out[s] = ActionOutput(action=str(allowed[int(self.rng.integers(len(allowed)))]))
+            out[s] = ActionOutput(action=str(allowed[int(self._rng_for(s, obs).integers(len(allowed)))]))
         return out
 
 
