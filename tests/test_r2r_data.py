@@ -105,3 +105,6 @@ def test_write_connectivity_and_split_round_trip(tmp_path):
     raw = json.loads((tmp_path / "connectivity" / "house_0_connectivity.json").read_text())
     assert raw[0]["pose"][:4] == [1.0, 0.0, 0.0, 0.0] and raw[0]["included"] and raw[0]["height"] == 1.5
     assert load_r2r_split(tmp_path, "train") == eps
+    # MatterSim's navGraphPath lists its scans in scans.txt, like the real connectivity folder
+    write_connectivity(g, tmp_path / "connectivity" / "house_10_connectivity.json")
+    assert (tmp_path / "connectivity" / "scans.txt").read_text() == "house_0\nhouse_10\n"

@@ -16,7 +16,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from navtune.core.io import atomic_write_json
+from navtune.core.io import atomic_write_json, atomic_write_text
 from navtune.graph.navgraph import NavGraph
 
 
@@ -54,8 +54,10 @@ class R2REpisode:
         return self.path[-1]
 
 
+_CONN_SUFFIX = "_connectivity.json"
+
 def connectivity_path(data_dir: str | os.PathLike, scan: str) -> Path:
-    return Path(data_dir) / "connectivity" / f"{scan}_connectivity.json"
+    return Path(data_dir) / "connectivity" / f"{scan}{_CONN_SUFFIX}"
 
 
 def split_path(data_dir: str | os.PathLike, split: str) -> Path:
@@ -209,6 +211,16 @@ def write_connectivity(graph: NavGraph, path: str | os.PathLike, height: float =
             "height": float(height),
         })
     atomic_write_json(path, entries, indent=None)
+    write_scans_txt(Path(path).parent)
+
+
+def write_scans_txt(connectivity_dir: str | os.PathLike) -> list[str]:
+    """(Re)write `scans.txt` (one scan per line, as MatterSim's navGraphPath expects) from the folder's
+    `<scan>_connectivity.json` files; returns the scans."""
+    folder = Path(connectivity_dir)
+    scans = sorted(p.name[: -len(_CONN_SUFFIX)] for p in folder.glob(f"*{_CONN_SUFFIX}"))
+    atomic_write_text(folder / "scans.txt", "".join(s + "\n" for s in scans))
+    return scans
 
 
 def write_r2r_split(episodes: Sequence[R2REpisode | dict], path: str | os.PathLike) -> None:
