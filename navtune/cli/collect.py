@@ -34,6 +34,15 @@ _COLL = typer.Option(None, "--collision-penalty", help="penalty per blocked move
 _SLACK = typer.Option(None, "--slack-penalty", help="penalty per step (default 0.01)")
 _WORKERS = typer.Option(1, "--workers", "-j", min=1, help="parallel worker processes")
 _QUIET = typer.Option(False, "--quiet", "-q", help="no progress bar")
+_OUT = typer.Option(..., "--out", help="dataset folder to write (resumes when it exists)")
+_SPLIT = typer.Option("train", "--split", help="vln / r2r: which R2R_<split>.json")
+_WIDTH = typer.Option(320, "--width")
+_HEIGHT = typer.Option(240, "--height")
+_DEPTH = typer.Option(True, "--depth/--no-depth", help="write depth frames (16-bit PNG, mm)")
+_LIMIT = typer.Option(None, "--limit", help="only the first N episodes")
+_MAX_STEPS = typer.Option(None, "--max-steps", help="cap on actions per episode")
+_RENDERER = typer.Option("none", "--renderer", help="r2r task only: none | mp3d")
+_SKYBOX = typer.Option(None, "--skybox-dir", help="r2r task with --renderer mp3d: Matterport3D skyboxes")
 
 
 _TASK = typer.Option(..., "--task", help="objectnav (house env, continuous actions), vln (house R2R-format "
@@ -63,16 +72,16 @@ def _source(task: str, episodes: Path, split: str, width: int, height: int, dept
 def expert(
     task: str = _TASK,
     episodes: Path = _EPISODES,
-    out: Path = typer.Option(..., "--out", help="dataset folder to write (resumes when it exists)"),
-    split: str = typer.Option("train", "--split", help="vln / r2r: which R2R_<split>.json"),
+    out: Path = _OUT,
+    split: str = _SPLIT,
     workers: int = _WORKERS,
-    width: int = typer.Option(320, "--width"),
-    height: int = typer.Option(240, "--height"),
-    depth: bool = typer.Option(True, "--depth/--no-depth", help="write depth frames (16-bit PNG, mm)"),
-    limit: int | None = typer.Option(None, "--limit", help="only the first N episodes"),
-    max_steps: int | None = typer.Option(None, "--max-steps", help="cap on actions per episode"),
-    renderer: str = typer.Option("none", "--renderer", help="r2r task only: none | mp3d"),
-    skybox_dir: Path | None = typer.Option(None, "--skybox-dir", help="r2r task with --renderer mp3d"),
+    width: int = _WIDTH,
+    height: int = _HEIGHT,
+    depth: bool = _DEPTH,
+    limit: int | None = _LIMIT,
+    max_steps: int | None = _MAX_STEPS,
+    renderer: str = _RENDERER,
+    skybox_dir: Path | None = _SKYBOX,
     hf_out: Path | None = typer.Option(None, "--hf-out", help="also save a Hugging Face dataset here "
                                        "(datasets.load_from_disk)"),
     gamma: float | None = _GAMMA,
@@ -99,15 +108,15 @@ def expert(
 def interactive(
     task: str = _TASK,
     episodes: Path = _EPISODES,
-    out: Path = typer.Option(..., "--out", help="dataset folder to write (resumes when it exists)"),
-    split: str = typer.Option("train", "--split", help="vln / r2r: which R2R_<split>.json"),
-    width: int = typer.Option(320, "--width"),
-    height: int = typer.Option(240, "--height"),
-    depth: bool = typer.Option(True, "--depth/--no-depth"),
-    limit: int | None = typer.Option(None, "--limit"),
-    max_steps: int | None = typer.Option(None, "--max-steps"),
-    renderer: str = typer.Option("none", "--renderer", help="r2r task only: none | mp3d"),
-    skybox_dir: Path | None = typer.Option(None, "--skybox-dir"),
+    out: Path = _OUT,
+    split: str = _SPLIT,
+    width: int = _WIDTH,
+    height: int = _HEIGHT,
+    depth: bool = _DEPTH,
+    limit: int | None = _LIMIT,
+    max_steps: int | None = _MAX_STEPS,
+    renderer: str = _RENDERER,
+    skybox_dir: Path | None = _SKYBOX,
     keys: str | None = typer.Option(None, "--keys", help="script the keys instead of reading the terminal "
                                     "(e.g. 'wwadwws')"),
     no_frame: bool = typer.Option(False, "--no-frame", help="do not draw the view in the terminal"),
@@ -126,21 +135,21 @@ def interactive(
 def dagger(
     task: str = _TASK,
     episodes: Path = _EPISODES,
-    out: Path = typer.Option(..., "--out", help="dataset folder to write (resumes when it exists)"),
+    out: Path = _OUT,
     policy: str = typer.Option("vlm", "--policy", help="vlm | random | forward"),
     model: Path | None = typer.Option(None, "--model", help="model folder (policy vlm)"),
     format: str = typer.Option("r2r-lowlevel", "--format", help="prompt format of the vlm policy"),
     device: str = typer.Option("cpu", "--device"),
     beta: float = typer.Option(0.0, "--beta", min=0.0, max=1.0, help="probability of executing the expert's action"),
     seed: int = typer.Option(0, "--seed"),
-    split: str = typer.Option("train", "--split", help="vln / r2r: which R2R_<split>.json"),
-    width: int = typer.Option(320, "--width"),
-    height: int = typer.Option(240, "--height"),
-    depth: bool = typer.Option(True, "--depth/--no-depth"),
-    limit: int | None = typer.Option(None, "--limit"),
-    max_steps: int | None = typer.Option(None, "--max-steps"),
-    renderer: str = typer.Option("none", "--renderer", help="r2r task only: none | mp3d"),
-    skybox_dir: Path | None = typer.Option(None, "--skybox-dir"),
+    split: str = _SPLIT,
+    width: int = _WIDTH,
+    height: int = _HEIGHT,
+    depth: bool = _DEPTH,
+    limit: int | None = _LIMIT,
+    max_steps: int | None = _MAX_STEPS,
+    renderer: str = _RENDERER,
+    skybox_dir: Path | None = _SKYBOX,
     quiet: bool = _QUIET,
 ) -> None:
     """Run a policy and store the expert's action at every visited state (DAgger relabelling)."""
@@ -170,13 +179,13 @@ def dagger(
 def r2r(
     split: str = typer.Option(..., "--split", help="R2R split: train, val_seen, val_unseen (test has no goals)"),
     data_dir: Path = typer.Option(..., "--data-dir", help="folder with R2R_<split>.json and connectivity/"),
-    out: Path = typer.Option(..., "--out", help="dataset folder to write (resumes when it exists)"),
+    out: Path = _OUT,
     renderer: str = typer.Option("none", "--renderer",
                                  help="view renderer for frames: none (labels only), house (house graphs), "
                                       "mp3d (needs Matterport3D skyboxes)"),
     skybox_dir: Path | None = typer.Option(None, "--skybox-dir", help="Matterport3D skyboxes (renderer mp3d)"),
-    width: int = typer.Option(320, "--width"),
-    height: int = typer.Option(240, "--height"),
+    width: int = _WIDTH,
+    height: int = _HEIGHT,
     depth: bool = typer.Option(False, "--depth/--no-depth", help="also write depth frames (needs depth skyboxes)"),
     limit: int | None = typer.Option(None, "--limit", help="only the first N instructions"),
     workers: int = _WORKERS,

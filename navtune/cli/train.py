@@ -92,6 +92,22 @@ def _lora(r: int, alpha: int, dropout: float, init: Optional[Path]):
     return LoraConfig(r=r, alpha=alpha, dropout=dropout, init_path=str(init) if init else None)
 
 
+def _shared(a: dict) -> dict:
+    """The config fields that `sft` and `awr` take from their common options (`a`: the command's locals())."""
+    return dict(
+        model=a["model"], data=",".join(str(d) for d in a["data"]), format=a["format"], out=str(a["out"]),
+        val_data=str(a["val_data"]) if a["val_data"] else None,
+        system_prompt=str(a["system_prompt"]) if a["system_prompt"] else None, target=a["target"],
+        image_size=_size(a["image_size"]), epochs=a["epochs"], max_steps=a["max_steps"], lr=a["lr"],
+        weight_decay=a["weight_decay"], warmup_ratio=a["warmup_ratio"], accumulate_episodes=a["accumulate_episodes"],
+        precision=a["precision"], seed=a["seed"],
+        lora_cfg=_lora(a["lora_r"], a["lora_alpha"], a["lora_dropout"], a["init_lora"]),
+        gradient_checkpointing=a["gradient_checkpointing"], strategy=a["strategy"], devices=_devices(a["devices"]),
+        num_nodes=a["num_nodes"], accelerator=a["accelerator"], num_workers=a["num_workers"], resume=a["resume"],
+        checkpoint_every=a["checkpoint_every"], progress=not a["quiet"], limit_episodes=a["limit_episodes"],
+    )
+
+
 @app.command("sft")
 def sft(
     model: str = _MODEL, data: list[Path] = _DATA, format: str = _FORMAT, out: Path = _OUT,
@@ -109,16 +125,7 @@ def sft(
     """Supervised fine-tuning: language model trained, vision encoder + merger frozen (seed-1 recipe)."""
     from navtune.trainers.config import TrainConfig
 
-    cfg = TrainConfig(
-        model=model, data=",".join(str(d) for d in data), format=format, out=str(out), val_data=str(val_data) if val_data else None,
-        system_prompt=str(system_prompt) if system_prompt else None, target=target, image_size=_size(image_size),
-        epochs=epochs, max_steps=max_steps, lr=lr, weight_decay=weight_decay, warmup_ratio=warmup_ratio,
-        accumulate_episodes=accumulate_episodes, precision=precision, seed=seed,
-        lora=lora or init_lora is not None, lora_cfg=_lora(lora_r, lora_alpha, lora_dropout, init_lora),
-        gradient_checkpointing=gradient_checkpointing, strategy=strategy, devices=_devices(devices),
-        num_nodes=num_nodes, accelerator=accelerator, num_workers=num_workers, resume=resume,
-        checkpoint_every=checkpoint_every, progress=not quiet, limit_episodes=limit_episodes,
-    )
+    cfg = TrainConfig(**_shared(locals()), lora=lora or init_lora is not None)
     _run(cfg)
 
 
@@ -153,15 +160,7 @@ def awr(
     if baseline not in ("value", "dataset"):
         raise typer.BadParameter(f"--baseline must be value or dataset (got {baseline!r})")
     cfg = AWRConfig(
-        model=model, data=",".join(str(d) for d in data), format=format, out=str(out), val_data=str(val_data) if val_data else None,
-        system_prompt=str(system_prompt) if system_prompt else None, target=target, image_size=_size(image_size),
-        epochs=epochs, max_steps=max_steps, lr=lr, weight_decay=weight_decay, warmup_ratio=warmup_ratio,
-        accumulate_episodes=accumulate_episodes, precision=precision, seed=seed,
-        lora=lora, lora_cfg=_lora(lora_r, lora_alpha, lora_dropout, init_lora),
-        gradient_checkpointing=gradient_checkpointing, strategy=strategy, devices=_devices(devices),
-        num_nodes=num_nodes, accelerator=accelerator, num_workers=num_workers, resume=resume,
-        checkpoint_every=checkpoint_every, progress=not quiet, limit_episodes=limit_episodes,
-        method=method, beta=beta, gamma=gamma, max_weight=max_weight, baseline=baseline, value_coef=value_coef, value_lr=value_lr,
-        l2_coef=l2, entropy_coef=entropy,
+        **_shared(locals()), lora=lora, method=method, beta=beta, gamma=gamma, max_weight=max_weight,
+        baseline=baseline, value_coef=value_coef, value_lr=value_lr, l2_coef=l2, entropy_coef=entropy,
     )
     _run(cfg)
