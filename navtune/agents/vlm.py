@@ -99,7 +99,9 @@ class VLMRunner:
         ids = self._tok_cache.get(text)
         if ids is None:
             ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
-            if len(text) < 256:
+            if len(text) < 256:  # action names, turn ends, templates: bounded (step texts vary forever)
+                if len(self._tok_cache) >= 4096:
+                    self._tok_cache.clear()
                 self._tok_cache[text] = ids
         return list(ids)
 
@@ -439,8 +441,8 @@ class VLMPolicy(BasePolicy):
         """Log-prob of each allowed action's tokens after the prompt (first-token log-prob when decoding freely)."""
         res: dict[Slot, dict[str, float]] = {}
         multi: list[tuple[Slot, str, list[int]]] = []
-        for s in slots:
-            logp = torch.log_softmax(outs[s].last_logits, -1)
+        logps = torch.log_softmax(torch.stack([outs[s].last_logits for s in slots]), -1)  # one call for the batch
+        for s, logp in zip(slots, logps):
             res[s] = {}
             for seg in self.format.candidates(observations[s].allowed_actions):
                 ids = self.runner.tokenize_text(seg.text)

@@ -184,17 +184,16 @@ def evaluate(
     last_scene: dict[int, str] = {}
 
     def start(slot: int) -> None:
-        """Give the slot the next episode, preferring one in the scene its env has loaded (a house reload
-        costs ~0.1 s); results do not depend on the assignment."""
+        """Give the slot the next episode, preferring one in the scene its env has loaded, else one in a
+        scene no other env holds (a scene load costs tens of ms); results do not depend on the assignment."""
         if not todo:
             return
-        pick = 0
+        window = range(min(len(todo), 4 * n_slots))
         scene = last_scene.get(slot)
-        if scene is not None:
-            for k in range(min(len(todo), 4 * n_slots)):
-                if todo[k].scene == scene:
-                    pick = k
-                    break
+        held = {sc for s, sc in last_scene.items() if s != slot}
+        pick = next((k for k in window if todo[k].scene == scene), None)
+        if pick is None:
+            pick = next((k for k in window if todo[k].scene not in held), 0)
         ep = todo[pick]
         del todo[pick]
         last_scene[slot] = ep.scene
