@@ -7,7 +7,8 @@ frames it times:
 * `chat` + KV cache (mode `kv`): each step feeds only its new tokens (goal >= 10x faster);
 * `r2r-lowlevel` + cached image features (mode `cached`): frames encoded once (goal >= 2x faster);
 
-with the max logit difference of each fast path against its full recompute (chat: the full recompute of
+with the max logit difference of each fast path against its full recompute (and, with `--flops`, each
+path's FLOPs: the speed-up it would have at equal FLOP/s, i.e. what the hardware cannot change) (chat: the full recompute of
 the same chat prompt at a few steps; r2r: the seed loop itself), and batched vs sequential chat+KV for 8
 episodes. `--config 3b` runs a 3B-shaped model in bf16 on CUDA and prints the per-step latency at step 30.
 
@@ -46,6 +47,31 @@ def stream(n: int, seed: int, size=(320, 240)) -> list[Observation]:
     return out
 
 
+def count_flops(pol: VLMPolicy, obs: list[Observation]) -> float:
+    """FLOPs of one episode on this path (torch's FlopCounterMode: matmuls, convs, attention)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    pol.reset(0)
+    with FlopCounterMode(display=False) as counter:
+        for o in obs:
+            pol.act({0: o})
+    return float(counter.get_total_flops())
+
+
+def _register_cpu_attention_flops() -> None:
+    """FlopCounterMode knows the CUDA attention kernels, not the CPU flash kernel that sdpa uses here."""
+    from torch.utils.flop_counter import register_flop_formula, sdpa_flop_count
+
+    op = getattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu", None)
+    if op is None:
+        return
+
+    @register_flop_formula(op)
+    def _cpu_flash(query, key, value, dropout_p=0.0, is_causal=False, *args, out_shape=None, **kwargs) -> int:
+        flops = sdpa_flop_count(query, key, value)
+        return flops // 2 if is_causal else flops  # the causal kernel skips the blocks above the diagonal
+
+
 def sync(device: str) -> None:
     if device.startswith("cuda"):
         torch.cuda.synchronize()
@@ -68,7 +94,7 @@ def run_episode(pol: VLMPolicy, obs: list[Observation], device: str, slot=0, ref
     return acts, logits, step_times, refs
 
 
-def bench_config(name: str, device: str, dtype: str, n_steps: int, n_batch: int, quick: bool) -> None:
+def bench_config(name: str, device: str, dtype: str, n_steps: int, n_batch: int, quick: bool, flops: bool) -> None:
     t0 = time.perf_counter()
     model, proc = build_tiny_model(None, size=name, dtype=dtype, device=device)
     model.to(device)
@@ -104,12 +130,17 @@ def bench_config(name: str, device: str, dtype: str, n_steps: int, n_batch: int,
                for ids in [torch.tensor([kv_pol.runner.tokenize_text(a)[0] for a in GRAPH])])
     rows.append(("chat + KV cache", sum(kv_t), kv_t[-1], kv_diff, same))
 
+    flop_counts = [None] * 3
+    if flops:  # the speed-up each path would have if every path ran at the same FLOP/s
+        flop_counts = [count_flops(p, obs) for p in (seed_pol, cached_pol, kv_pol)]
     base = rows[0][1]
-    print(f"   {'path':44s} {'episode s':>10s} {'step-30 ms':>11s} {'speed-up':>9s} {'max |dlogit|':>13s} same action")
-    for label, total, last, diff, same in rows:
+    print(f"   {'path':44s} {'episode s':>10s} {f'step-{n_steps} ms':>11s} {'speed-up':>9s} {'max |dlogit|':>13s} same action"
+          + ("   GFLOP  FLOP ratio" if flops else ""))
+    for (label, total, last, diff, same), fl in zip(rows, flop_counts):
         d = "-" if diff is None else f"{diff:.2e}"
         s = "-" if same is None else str(same)
-        print(f"   {label:44s} {total:10.2f} {last * 1000:11.1f} {base / total:8.1f}x {d:>13s} {s}")
+        f = f"  {fl / 1e9:7.0f} {flop_counts[0] / fl:9.1f}x" if fl else ""
+        print(f"   {label:44s} {total:10.2f} {last * 1000:11.1f} {base / total:8.1f}x {d:>13s} {s:11s}{f}")
     print(f"   goals: chat+KV >= 10x -> {'MET' if base / rows[2][1] >= 10 else 'NOT met'}; "
           f"cached features >= 2x -> {'MET' if base / rows[1][1] >= 2 else 'NOT met'}")
 
@@ -147,10 +178,14 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--device", default=None, help="default: cuda for 3b, else cpu")
     ap.add_argument("--quick", action="store_true", help="fewer reference recomputes")
+    ap.add_argument("--flops", action="store_true",
+                    help="also count each path's FLOPs (torch's FlopCounterMode; one more untimed episode per path)")
     ap.add_argument("--threads", type=int, default=None,
                     help="torch CPU threads (1 avoids thread-pool thrash on a loaded shared machine)")
     args = ap.parse_args()
     configs = args.config or ["tiny", "cpu-large"]
+    if args.flops:
+        _register_cpu_attention_flops()
     if args.threads:
         torch.set_num_threads(args.threads)
     print(f"bench_inference: {args.steps}-step episodes, 320x240 frames, torch {torch.__version__}, "
@@ -159,7 +194,7 @@ def main() -> None:
         device = args.device or ("cuda" if name == "3b" else "cpu")
         dtype = "bfloat16" if name == "3b" else "float32"
         with torch.inference_mode():
-            bench_config(name, device, dtype, args.steps, args.batch, args.quick)
+            bench_config(name, device, dtype, args.steps, args.batch, args.quick, args.flops)
 
 
 if __name__ == "__main__":
