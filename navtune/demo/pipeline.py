@@ -227,7 +227,7 @@ class Demo:
         from navtune.agents.models.loading import load_processor
         from navtune.trainers.config import AWRConfig, LoraConfig
         from navtune.trainers.run import check_dataset_format
-        from navtune.trainers.sources import dataset_source
+        from navtune.trainers.sources import ConcatEpisodes, dataset_source
 
         c = self.cfg
         sft_final = self.sft_dir / "final"
@@ -300,38 +300,6 @@ class HouseSceneRenderer:
 
     def render(self, scan: str, viewpoint: str, heading: float):
         return self.renderers(scan).render(viewpoint, heading, 0.0)
-
-
-class ConcatEpisodes:
-    """Several trainer episode sources as one (expert + failure data in one AWR round)."""
-
-    def __init__(self, sources: list[Any]):
-        self.sources = sources
-        self.offsets = []
-        n = 0
-        for s in sources:
-            self.offsets.append(n)
-            n += len(s)
-        self.n = n
-
-    def __len__(self) -> int:
-        return self.n
-
-    def _locate(self, i: int) -> tuple[Any, int]:
-        if not 0 <= i < self.n:
-            raise IndexError(i)
-        for s, off in zip(reversed(self.sources), reversed(self.offsets)):
-            if i >= off:
-                return s, i - off
-        raise IndexError(i)
-
-    def __getitem__(self, i: int) -> Any:
-        s, j = self._locate(i)
-        return s[j]
-
-    def rewards(self, i: int) -> list[float]:
-        s, j = self._locate(i)
-        return s.rewards(j)
 
 
 STAGE_FUNCS = {"houses": Demo.houses, "expert": Demo.expert_data, "model": Demo.model, "sft": Demo.sft,
