@@ -7,7 +7,9 @@ one training pass (forward + backward of the per-action-mean NLL) two ways:
 * per-step: T forwards, step t seeing the prompt up to its action (what the seed's per-step teacher
   forcing does), each back-propagated (gradient accumulation over the episode's steps).
 
-Both give the same loss (printed as |diff|) and the same gradient. Run::
+Both give the same loss (printed as |diff|) and the same gradient. It also times the seed's own format
+(`r2r-lowlevel`, one prompt per step showing every earlier frame) with each frame encoded once per
+episode by the frozen vision tower (navtune's trainer) against re-encoding every step's frames. Run::
 
     .venv/bin/python bench/bench_training.py                # tiny and cpu-large (hidden 512, 8 layers)
     .venv/bin/python bench/bench_training.py --sizes tiny --steps 20 --repeats 3
@@ -40,15 +42,16 @@ def write_episode(root: Path, T: int, size: tuple[int, int], seed: int = 0) -> s
     return str(root)
 
 
-def train_pass(model, batch) -> float:
+def train_pass(model, batch, cache_images: bool = False) -> float:
     """Forward + backward of the episode's per-action mean NLL, chunk by chunk; returns the loss."""
     from navtune.trainers import losses as L
     from navtune.trainers.module import forward_chunk
 
     T = batch.num_actions
     total = 0.0
+    image_cache = {} if cache_images else None
     for chunk in batch.chunks:
-        o = forward_chunk(model, chunk)
+        o = forward_chunk(model, chunk, image_cache)
         loss = -L.per_action(o.token_logp, o.action_of_token, o.n_actions, "mean").sum() / T
         loss.backward()
         total += float(loss.detach())
@@ -91,8 +94,19 @@ def bench_size(size: str, steps: int, repeats: int, frame: tuple[int, int], data
     t_step, l_step = timed(lambda: run(per_step), max(1, repeats // 2))
     g_step = {n: p.grad for n, p in model.named_parameters() if n in g_packed}
     gdiff = max(float((g_packed[n] - g_step[n]).abs().max()) for n in g_packed)
+
+    # the seed's format: every step's prompt shows all earlier frames
+    seed_ep = DatasetEpisodes(EpisodeSamples(data_dir, proc, "r2r-lowlevel", image_size=frame))[0]
+
+    def run_seed(cache: bool):
+        model.zero_grad(set_to_none=True)
+        return train_pass(model, seed_ep, cache_images=cache)
+
+    t_reenc, l_reenc = timed(lambda: run_seed(False), max(1, repeats // 2))
+    t_cached, l_cached = timed(lambda: run_seed(True), max(1, repeats // 2))
     return dict(size=size, T=steps, tokens=n_tokens, step_tokens=step_tokens, packed_s=t_packed, step_s=t_step,
-                speedup=t_step / t_packed, loss_diff=abs(l_packed - l_step), grad_diff=gdiff)
+                speedup=t_step / t_packed, loss_diff=abs(l_packed - l_step), grad_diff=gdiff,
+                seed_reencode_s=t_reenc, seed_cached_s=t_cached, seed_loss_diff=abs(l_reenc - l_cached))
 
 
 def main() -> None:
@@ -115,11 +129,15 @@ def main() -> None:
             rows.append(r)
             print(f"[{size}] T={r['T']} packed sequence {r['tokens']} tokens (per-step total {r['step_tokens']}): "
                   f"packed {r['packed_s']:.3f} s, per-step {r['step_s']:.3f} s -> {r['speedup']:.1f}x "
-                  f"(|loss diff| {r['loss_diff']:.2e}, max |grad diff| {r['grad_diff']:.2e})", flush=True)
-    print("\nsize       T   tokens  packed_s  per_step_s  speedup  loss_diff")
+                  f"(|loss diff| {r['loss_diff']:.2e}, max |grad diff| {r['grad_diff']:.2e}); r2r-lowlevel per step: "
+                  f"re-encoding every frame {r['seed_reencode_s']:.3f} s, each frame once {r['seed_cached_s']:.3f} s "
+                  f"-> {r['seed_reencode_s'] / r['seed_cached_s']:.2f}x (|loss diff| {r['seed_loss_diff']:.2e})",
+                  flush=True)
+    print("\nsize       T   tokens  packed_s  per_step_s  speedup  loss_diff  r2r_reencode_s  r2r_cached_s  ratio")
     for r in rows:
         print(f"{r['size']:<10} {r['T']:<3} {r['tokens']:<7} {r['packed_s']:<9.3f} {r['step_s']:<11.3f} "
-              f"{r['speedup']:<8.1f} {r['loss_diff']:.1e}")
+              f"{r['speedup']:<8.1f} {r['loss_diff']:.1e}    {r['seed_reencode_s']:<15.3f} {r['seed_cached_s']:<13.3f} "
+              f"{r['seed_reencode_s'] / r['seed_cached_s']:.2f}x")
     print(f"goal: >= 5x for T={args.steps}")
 
 

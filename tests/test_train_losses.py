@@ -152,3 +152,49 @@ def test_awr_loss_matches_hand_computation(tiny):
         hand = sum(-w[i] * float(logp[i]) for i in range(4)) / 4 + 0.25 * float(((v - G) ** 2).mean())
     assert got["loss"] == pytest.approx(hand, rel=1e-5)
     assert got["weight"] == pytest.approx(sum(w) / 4, rel=1e-5)
+
+
+def test_per_step_episode_encodes_each_frame_once_with_the_same_loss_and_gradients(tiny, tmp_path):
+    """r2r-lowlevel shows every earlier frame at every step: with the per-episode feature cache the frozen
+    vision tower sees each frame once, and the loss and gradients are those of re-encoding every chunk."""
+    from dataclasses import replace
+
+    from navtune.trainers.sources import dataset_source
+    from test_train_helpers import write_dataset
+
+    model, proc = tiny
+    data = write_dataset(tmp_path / "d", n_episodes=1, T=5)
+    cfg = TrainConfig(format="r2r-lowlevel", image_size=(64, 48))
+    ep = dataset_source(cfg, proc, data)[0]
+    assert len(ep.chunks) == 5 and [len(c.image_keys) for c in ep.chunks] == [1, 2, 3, 4, 5]
+    for p in model.model.visual.parameters():
+        p.requires_grad_(False)
+    encoded: list[int] = []
+    hook = model.model.visual.register_forward_hook(
+        lambda mod, args, kwargs, out: encoded.append(int((kwargs.get("grid_thw") if "grid_thw" in kwargs
+                                                           else args[1]).shape[0])), with_kwargs=True)
+    params = [p for n, p in model.named_parameters() if "layers.1.mlp.down_proj" in n]
+    results = {}
+    try:
+        for cache in (False, True):
+            module = NavTrainModule(model, replace(cfg, cache_image_features=cache), total_steps=10)
+            model.zero_grad()
+            encoded.clear()
+            with torch.enable_grad():
+                stats = module.episode_loss(ep)
+                loss, shared = torch.zeros(()), ({} if cache else None)
+                for c in ep.chunks:  # the same loss through autograd, for gradients
+                    o = forward_chunk(model, c, shared)
+                    loss = loss - L.per_action(o.token_logp, o.action_of_token, o.n_actions, "mean").sum() / 5
+                loss.backward()
+            results[cache] = (stats, [p.grad.clone() for p in params], sum(encoded))
+    finally:
+        hook.remove()
+        for p in model.model.visual.parameters():
+            p.requires_grad_(True)
+    (s0, g0, n0), (s1, g1, n1) = results[False], results[True]
+    assert n0 == 2 * (1 + 2 + 3 + 4 + 5)  # episode_loss + the autograd pass, every frame in every chunk
+    assert n1 == 2 * 5  # each frame once per pass
+    assert s1["loss"] == pytest.approx(s0["loss"], abs=1e-6)
+    for a, b in zip(g0, g1):
+        assert torch.allclose(a, b, atol=1e-6)

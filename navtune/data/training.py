@@ -168,6 +168,7 @@ class FormatSamples(Dataset):
             label_positions=torch.nonzero(labels != IGNORE_INDEX).flatten(),
             action_spans=[(a, b) for a, b, _ in spans],
             actions=[act for _, _, act in spans],
+            image_keys=[(r.episode, r.t) for r in rendered.images],  # which frame each image is (feature caches)
         )
         return out
 

@@ -22,9 +22,10 @@ MODEL_INPUT_KEYS = ("input_ids", "attention_mask", "pixel_values", "image_grid_t
 class Chunk:
     inputs: dict[str, torch.Tensor]  # batch dim 1: input_ids (1, L), mm_token_type_ids (1, L), pixel_values, ...
     labels: torch.Tensor  # (L,), -100 where not labelled
+    image_keys: tuple = ()  # one hashable key per image (the same frame has the same key across an episode's chunks)
 
     def to(self, device: torch.device | str) -> "Chunk":
-        return Chunk({k: v.to(device) for k, v in self.inputs.items()}, self.labels.to(device))
+        return Chunk({k: v.to(device) for k, v in self.inputs.items()}, self.labels.to(device), self.image_keys)
 
     def runs(self) -> list[torch.Tensor]:
         return label_runs(self.labels)
@@ -98,7 +99,7 @@ def per_step_chunks(chunk: Chunk, image_token_id: int, spatial_merge_size: int =
             inputs.pop("image_grid_thw", None)
         labels = torch.full((end,), -100, dtype=chunk.labels.dtype, device=chunk.labels.device)
         labels[run] = chunk.labels[run]
-        out.append(Chunk(inputs, labels))
+        out.append(Chunk(inputs, labels, tuple(chunk.image_keys[:k])))
     return out
 
 

@@ -52,8 +52,32 @@ class ChunkOutput:
     n_actions: int
 
 
-def forward_chunk(model: nn.Module, chunk: Chunk) -> ChunkOutput:
-    """Forward one sequence and compute logits only where labels are (not over the whole sequence)."""
+def _cached_image_features(backbone: nn.Module, inputs: dict, keys: tuple, cache: dict) -> dict:
+    """`mm_encoder_outputs` for the chunk's images, encoding only frames not in `cache` (the vision tower is
+    frozen and encodes each image on its own, so a frame's features are the same in every chunk)."""
+    from transformers.modeling_outputs import BaseModelOutputWithPooling
+
+    grid = inputs["image_grid_thw"]
+    sizes = [int(n) for n in grid.prod(-1).tolist()]  # patches per image
+    if len(keys) != len(sizes):
+        raise ValueError(f"{len(keys)} image keys for {len(sizes)} images")
+    starts = [sum(sizes[:i]) for i in range(len(sizes))]
+    missing = [i for i, k in enumerate(keys) if k not in cache]
+    if missing:
+        pv = inputs["pixel_values"]
+        with torch.no_grad():
+            feats = backbone.get_image_features(torch.cat([pv[starts[i]:starts[i] + sizes[i]] for i in missing]),
+                                                grid[missing], return_dict=True).pooler_output
+        for i, f in zip(missing, feats):
+            cache[keys[i]] = f
+    return {"image": BaseModelOutputWithPooling(pooler_output=[cache[k] for k in keys])}
+
+
+def forward_chunk(model: nn.Module, chunk: Chunk, image_cache: dict | None = None) -> ChunkOutput:
+    """Forward one sequence and compute logits only where labels are (not over the whole sequence).
+
+    With `image_cache` (a dict kept for one episode; only valid while the vision tower is frozen), each
+    frame goes through the vision tower once per episode instead of once per chunk that shows it."""
     runs = chunk.runs()
     if not runs:
         raise ValueError("a training sequence has no labelled tokens")
@@ -66,7 +90,12 @@ def forward_chunk(model: nn.Module, chunk: Chunk) -> ChunkOutput:
     if "mm_token_type_ids" not in inputs and "pixel_values" in inputs:
         raise ValueError("inputs with images need mm_token_type_ids (without it Qwen2.5-VL silently "
                          "falls back to 1-D positions)")
-    out = backbone(**inputs, use_cache=False)
+    if image_cache is not None and chunk.image_keys and "pixel_values" in inputs:
+        mm = _cached_image_features(backbone, inputs, chunk.image_keys, image_cache)
+        inputs = {k: v for k, v in inputs.items() if k != "pixel_values"}
+        out = backbone(**inputs, mm_encoder_outputs=mm, use_cache=False)
+    else:
+        out = backbone(**inputs, use_cache=False)
     hidden = out.last_hidden_state[0]
     h = hidden[pos - 1]
     logits = head(h)
@@ -169,12 +198,13 @@ class NavTrainModule(pl.LightningModule):
         totals = {"loss": 0.0, "nll": 0.0}
         if self.is_awr:
             totals.update(weight=0.0, entropy=0.0, value_loss=0.0, advantage=0.0)
+        image_cache = {} if self._vision_frozen() else None  # one episode's image features
         for ci, chunk in enumerate(batch.chunks):
             last = ci == len(batch.chunks) - 1
             block = backward_scale is not None and not (sync_last and last)
             ctx = _no_sync(self) if block else contextlib.nullcontext()
             with ctx:
-                out = forward_chunk(self.model, chunk)
+                out = forward_chunk(self.model, chunk, image_cache)
                 sl = slice(a0, a0 + out.n_actions)
                 a0 += out.n_actions
                 logp = L.per_action(out.token_logp, out.action_of_token, out.n_actions, self.cfg.token_reduction)
@@ -193,6 +223,18 @@ class NavTrainModule(pl.LightningModule):
             for k, v in terms.items():
                 totals[k] = totals.get(k, 0.0) + float(v.detach() if isinstance(v, torch.Tensor) else v)
         return totals
+
+    def _vision_frozen(self) -> bool:
+        """Whether a frame's features can be reused across an episode's chunks: asked for, and nothing in the
+        vision tower trains."""
+        from navtune.trainers.freeze import TrainSetupError, vision_module
+
+        if not getattr(self.cfg, "cache_image_features", True):
+            return False
+        try:
+            return not any(p.requires_grad for p in vision_module(self.model).parameters())
+        except TrainSetupError:
+            return False
 
     def episode_returns(self, batch: EpisodeBatch) -> torch.Tensor:
         """G_t recomputed from the dataset's per-step rewards with this run's gamma."""

@@ -32,7 +32,7 @@ class DatasetEpisodes:
         item = self.samples[i]
         chunks = []
         for c in item["chunks"]:
-            chunk = Chunk(model_inputs(c), c["labels"])
+            chunk = Chunk(model_inputs(c), c["labels"], tuple(tuple(k) for k in c.get("image_keys", ())))
             runs = [(int(r[0]), int(r[-1]) + 1) for r in chunk.runs()]
             if runs != [tuple(s) for s in c["action_spans"]]:
                 raise ValueError(f"episode {item['episode_id']}: labelled runs {runs} are not the action spans "
