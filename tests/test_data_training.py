@@ -127,10 +127,23 @@ def test_chat_whole_episode_every_action_labelled(tmp_path, processor, space):
 
 def test_per_step_format_grouped_by_episode(tmp_path, processor):
     ds = EpisodeSamples(_write(tmp_path / "g", "graph"), processor, "r2r-lowlevel", image_size=SIZE)
+    loads = []
+    load_rgb = ds.ds.load_rgb
+    ds.ds.load_rgb = lambda ep, t: (loads.append(t), load_rgb(ep, t))[1]
     item = ds[1]
-    assert len(item["chunks"]) == 4
+    assert len(item["chunks"]) == 4 and sorted(loads) == [0, 1, 2, 3]  # not 1 + 2 + 3 + 4 decodes
     for chunk, a in zip(item["chunks"], item["actions"]):
         _check_labels(chunk, processor.tokenizer, [a])
+    # each frame is decoded once for the whole episode: the same tensors as the per-step samples' (which
+    # preprocess every prompt's frames together), and frame keys that say which frame each image is
+    steps = StepSamples(tmp_path / "g", processor, "r2r-lowlevel", image_size=SIZE)
+    first = sum(len(ds[e]["chunks"]) for e in range(1))
+    for t, chunk in enumerate(item["chunks"]):
+        ref = steps[first + t]
+        assert torch.equal(chunk["pixel_values"], ref["pixel_values"])
+        assert torch.equal(chunk["image_grid_thw"], ref["image_grid_thw"])
+        assert torch.equal(chunk["input_ids"], ref["input_ids"])
+        assert chunk["image_keys"] == ref["image_keys"] == [(1, k) for k in range(t + 1)]
 
 
 def test_expert_relabelling_targets(tmp_path, processor):

@@ -144,16 +144,29 @@ class FormatSamples(Dataset):
             out.append(img)
         return out
 
-    def encode(self, rendered: Any) -> dict[str, Any]:
+    def _pixels(self, refs: Sequence[Any], memo: dict | None) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """(pixel_values, image_grid_thw) of these frames. With `memo` (one episode's), each frame is decoded
+        and preprocessed once however many step prompts show it (the processor treats images one by one,
+        so per-frame results concatenate to the batch result)."""
+        if not refs:
+            return None
+        if memo is None:
+            pre = self.image_processor(images=self._load_images(refs), return_tensors="pt")
+            return pre["pixel_values"], pre["image_grid_thw"]
+        for r in refs:
+            if r not in memo:
+                pre = self.image_processor(images=self._load_images([r]), return_tensors="pt")
+                memo[r] = (pre["pixel_values"], pre["image_grid_thw"])
+        return torch.cat([memo[r][0] for r in refs]), torch.cat([memo[r][1] for r in refs])
+
+    def encode(self, rendered: Any, memo: dict | None = None) -> dict[str, Any]:
         """Token ids (segments tokenized one by one), labels on target segments, image tensors."""
-        images = self._load_images(rendered.images)
+        pixels = self._pixels(rendered.images, memo)
         out: dict[str, Any] = {}
         counts: list[int] = []
-        if images:
-            pre = self.image_processor(images=images, return_tensors="pt")
-            out["pixel_values"] = pre["pixel_values"]
-            out["image_grid_thw"] = pre["image_grid_thw"]
-            counts = [int(g.prod()) // (self.merge**2) for g in pre["image_grid_thw"]]
+        if pixels is not None:
+            out["pixel_values"], out["image_grid_thw"] = pixels
+            counts = [int(g.prod()) // (self.merge**2) for g in out["image_grid_thw"]]
         ids, spans = tokenize_rendered(rendered, counts,
                                        lambda text: self.tokenizer(text, add_special_tokens=False)["input_ids"])
         input_ids = torch.tensor([ids], dtype=torch.long)
@@ -238,7 +251,8 @@ class EpisodeSamples(FormatSamples):
             (rendered,) = self.format.render_episode(steps, executed, self.system_prompt)
             chunks = [self._relabel(self.encode(rendered), labels, f"{self.ds.root}: episode {ep['episode_id']!r}")]
         else:
-            chunks = [self.encode(self.format.render_step(s, self.system_prompt) + self.format.render_target(a))
+            memo: dict = {}  # this episode's frames, decoded once for all its step prompts
+            chunks = [self.encode(self.format.render_step(s, self.system_prompt) + self.format.render_target(a), memo)
                       for s, a in zip(steps, labels)]
         return {
             "episode_id": ep["episode_id"],
