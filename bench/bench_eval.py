@@ -5,8 +5,9 @@ Setup: house VLN episodes (graph actions, views rendered by the house simulator)
 in the `chat` format with the KV cache (constrained scoring), EPA pass on (so every episode has the
 expert's length of policy calls). Both runs use the same harness, each with its envs warmed up by one
 untimed pass: the sequential run keeps its one env in this process (the seed's loop), the batched run
-gives each of its envs a process of its own (`--inline` keeps them here). Steps count both passes. Prints episodes/s of each and the ratio (goal >= 3x), and checks that both runs
-chose the same actions in every episode.
+gives each of its envs a process of its own (`--inline` keeps them here). Steps count both passes.
+Prints episodes/s of each and the ratio (goal >= 3x), and checks that both runs chose the same actions
+in every episode.
 
     .venv/bin/python bench/bench_eval.py [--episodes 24] [--size tiny] [--width 112 --height 84]
 """

@@ -7,10 +7,10 @@ frames it times:
 * `chat` + KV cache (mode `kv`): each step feeds only its new tokens (goal >= 10x faster);
 * `r2r-lowlevel` + cached image features (mode `cached`): frames encoded once (goal >= 2x faster);
 
-with the max logit difference of each fast path against its full recompute (and, with `--flops`, each
-path's FLOPs: the speed-up it would have at equal FLOP/s, i.e. what the hardware cannot change) (chat: the full recompute of
+with the max logit difference of each fast path against its full recompute (chat: the full recompute of
 the same chat prompt at a few steps; r2r: the seed loop itself), and batched vs sequential chat+KV for 8
-episodes. `--config 3b` runs a 3B-shaped model in bf16 on CUDA and prints the per-step latency at step 30.
+episodes. With `--flops` it also counts each path's FLOPs: the speed-up a path would have at equal FLOP/s,
+the part no hardware changes. `--config 3b` runs a 3B-shaped model in bf16 on CUDA and prints the per-step latency at step 30.
 
     .venv/bin/python bench/bench_inference.py                 # tiny + cpu-large on CPU
     .venv/bin/python bench/bench_inference.py --config 3b     # GPU
