@@ -154,3 +154,14 @@ def test_house_vln_expert_graph_actions(tmp_path):
         smp = steps[i]
         e, t = steps.index[i]
         assert proc.tokenizer.decode(smp["labels"][smp["label_positions"]]) == ds[e]["steps"][t]["action"]
+
+
+def test_bad_input_ends_with_one_line_naming_the_file(tmp_path):
+    """A missing episode folder or dataset is one clear error line (exit 2), not a traceback."""
+    base = [sys.executable, "-c", "from navtune.cli import main; main()", "collect"]
+    for args, named in ((["expert", "--task", "vln", "--episodes", str(tmp_path / "nowhere"), "--out", str(tmp_path / "o")],
+                         "R2R_train.json"),
+                        (["export-hf", str(tmp_path / "nodata"), "--out", str(tmp_path / "hf")], "dataset_info.json")):
+        r = subprocess.run(base + args, cwd=REPO, capture_output=True, text=True)
+        assert r.returncode == 2, r.stderr
+        assert "Traceback" not in r.stderr and r.stderr.startswith("error: ") and named in r.stderr

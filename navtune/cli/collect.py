@@ -4,6 +4,7 @@ A run into an existing --out folder resumes: committed episodes are skipped and 
 run left half-written is discarded; the same settings are required (dataset_info.json is compared)."""
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import typer
@@ -20,6 +21,17 @@ def _reward(gamma: float | None, success_bonus: float | None, collision: float |
     changes = {k: v for k, v in dict(gamma=gamma, success_bonus=success_bonus, collision=collision,
                                      slack=slack).items() if v is not None}
     return replace(cfg, **changes)
+
+
+@contextlib.contextmanager
+def _user_errors():
+    """Bad input (a missing folder, a malformed episode file, settings that differ from the dataset being
+    resumed) ends with one line naming the file and field, not a traceback."""
+    try:
+        yield
+    except (ValueError, KeyError, FileNotFoundError) as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from None
 
 
 def _done(summary) -> None:
@@ -93,14 +105,16 @@ def expert(
     """Shortest-path expert trajectories (RGB-D) on house ObjectNav / VLN episodes or R2R."""
     from navtune.data.collectors.expert import collect_expert
 
-    src = _source(task, episodes, split, width, height, depth, limit, max_steps, renderer, skybox_dir)
-    summary = collect_expert(src, out, workers=workers, reward=_reward(gamma, success_bonus, collision_penalty,
-                             slack_penalty), max_steps=max_steps, depth=depth, progress=not quiet)
+    with _user_errors():
+        src = _source(task, episodes, split, width, height, depth, limit, max_steps, renderer, skybox_dir)
+        summary = collect_expert(src, out, workers=workers, reward=_reward(gamma, success_bonus, collision_penalty,
+                                 slack_penalty), max_steps=max_steps, depth=depth, progress=not quiet)
     _done(summary)
     if hf_out is not None:
         from navtune.data.hf import save_hf
 
-        save_hf(out, hf_out)
+        with _user_errors():
+            save_hf(out, hf_out)
         typer.echo(f"saved {hf_out} (load with datasets.load_from_disk)")
 
 
@@ -124,10 +138,11 @@ def interactive(
     """Drive episodes with the keyboard: W forward, A left, D right, S stop, H hint, Q quit."""
     from navtune.data.collectors.interactive import collect_interactive
 
-    src = _source(task, episodes, split, width, height, depth, limit, max_steps, renderer, skybox_dir)
-    summary = collect_interactive(src.env_factory, src.episodes, out, src.info, keys=keys,
-                                  max_steps=max_steps or int(src.info.get("max_steps") or 500),
-                                  show_frame=not no_frame, depth=depth)
+    with _user_errors():
+        src = _source(task, episodes, split, width, height, depth, limit, max_steps, renderer, skybox_dir)
+        summary = collect_interactive(src.env_factory, src.episodes, out, src.info, keys=keys,
+                                      max_steps=max_steps or int(src.info.get("max_steps") or 500),
+                                      show_frame=not no_frame, depth=depth)
     _done(summary)
 
 
@@ -156,7 +171,8 @@ def dagger(
     from navtune.agents.policy import make_policy
     from navtune.data.collectors.dagger import collect_policy
 
-    src = _source(task, episodes, split, width, height, depth, limit, max_steps, renderer, skybox_dir)
+    with _user_errors():
+        src = _source(task, episodes, split, width, height, depth, limit, max_steps, renderer, skybox_dir)
     space = src.info["action_space"]
     if policy == "vlm":
         if model is None:
@@ -169,9 +185,10 @@ def dagger(
         pol = make_policy(policy, action_space=space)
     if pol.action_space != space:
         raise typer.BadParameter(f"policy speaks {pol.action_space} actions but task {task} uses {space}")
-    summary = collect_policy(src.env_factory, src.episodes, pol, out, src.info, beta=beta, seed=seed,
-                             max_steps=max_steps or int(src.info.get("max_steps") or 500), depth=depth,
-                             progress=not quiet)
+    with _user_errors():
+        summary = collect_policy(src.env_factory, src.episodes, pol, out, src.info, beta=beta, seed=seed,
+                                 max_steps=max_steps or int(src.info.get("max_steps") or 500), depth=depth,
+                                 progress=not quiet)
     _done(summary)
 
 
@@ -199,13 +216,14 @@ def r2r(
     from navtune.data.collectors.r2r import collect_r2r
     from navtune.data.collectors.renderers import renderer_factory
 
-    factory = renderer_factory(renderer, data_dir=data_dir, skybox_dir=skybox_dir, width=width, height=height,
-                               depth=depth)
-    summary = collect_r2r(
-        data_dir, split, out, renderer_factory=factory, renderer_name=None if factory is None else renderer,
-        workers=workers, limit=limit, depth=depth,
-        reward=_reward(gamma, success_bonus, collision_penalty, slack_penalty), progress=not quiet,
-    )
+    with _user_errors():
+        factory = renderer_factory(renderer, data_dir=data_dir, skybox_dir=skybox_dir, width=width, height=height,
+                                   depth=depth)
+        summary = collect_r2r(
+            data_dir, split, out, renderer_factory=factory, renderer_name=None if factory is None else renderer,
+            workers=workers, limit=limit, depth=depth,
+            reward=_reward(gamma, success_bonus, collision_penalty, slack_penalty), progress=not quiet,
+        )
     _done(summary)
 
 
@@ -218,7 +236,8 @@ def export_hf(
     """Save a dataset folder as a self-contained Hugging Face dataset (frames embedded)."""
     from navtune.data.hf import save_hf
 
-    path = save_hf(dataset, out, level=level)
+    with _user_errors():
+        path = save_hf(dataset, out, level=level)
     typer.echo(f"saved {path} (load with datasets.load_from_disk)")
 
 
