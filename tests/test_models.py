@@ -86,6 +86,13 @@ def test_load_model_errors(tmp_path):
 
     with pytest.raises(FileNotFoundError, match="nothing-here"):
         load_model(tmp_path / "nothing-here")
+    from navtune.core.hub import is_hub_id
+
+    assert is_hub_id("Qwen/Qwen2.5-VL-3B-Instruct") and is_hub_id("org/model-v1.5")
+    assert not any(is_hub_id(s) for s in ("/abs/model", "./org/model", "../m/x", "a/b/c", "model", str(tmp_path)))
+    # "org/name" is a hub id, not a missing folder: offline and not cached, the error says so
+    with pytest.raises(FileNotFoundError, match="hub .*does not provide it"):
+        load_model("navtune-test/no-such-model")
     with pytest.raises(ValueError, match="bfloat16"):
         parse_dtype("float8")
 

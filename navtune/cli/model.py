@@ -30,7 +30,11 @@ def info(model: str = typer.Argument(..., help="hub id or local folder")) -> Non
     """Print a checkpoint's architecture summary (loads it on CPU)."""
     from navtune.agents.models.loading import load_model
 
-    lm = load_model(model)
+    try:
+        lm = load_model(model)
+    except (FileNotFoundError, ValueError, OSError) as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from None
     cfg = lm.model.config
     t = cfg.get_text_config()
     typer.echo(f"{model}: {cfg.model_type}, hidden {t.hidden_size}, layers {t.num_hidden_layers}, "

@@ -23,6 +23,7 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 
+from navtune.core.hub import is_hub_id
 from navtune.core.io import atomic_write_json
 from navtune.trainers.config import AWRConfig, TrainConfig
 from navtune.trainers.freeze import TrainSetupError, apply_lora, freeze_vision, trainable_summary
@@ -35,9 +36,9 @@ FORMAT_ACTION_SPACES = {"r2r-lowlevel": ("graph",), "objectnav-json": ("continuo
 def check_model_dir(path: str | Path) -> None:
     """A clear error for a folder that is not a Qwen2(.5)-VL checkpoint (before transformers' own)."""
     p = Path(path)
+    if is_hub_id(path):
+        return  # the hub (or its cache) decides
     if not p.exists():
-        if "/" in str(path) and not str(path).startswith((".", "/")) and len(str(path).split("/")) == 2:
-            return  # a hub id: transformers decides
         raise TrainSetupError(f"model folder not found: {p}")
     cfg_file = p / "config.json"
     if not cfg_file.is_file():

@@ -16,6 +16,7 @@ from transformers import AutoConfig, AutoProcessor, Qwen2_5_VLConfig, Qwen2_5_VL
 from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
 
 from navtune.agents.prompts.base import QWEN25VL_CHAT_TEMPLATE
+from navtune.core.hub import is_hub_id
 
 
 class ImageOnlyQwen2_5_VLProcessor(Qwen2_5_VLProcessor):
@@ -106,9 +107,16 @@ def load_model(name_or_path: str | os.PathLike, dtype: str | torch.dtype = "floa
     from transformers import Qwen2_5_VLForConditionalGeneration, Qwen2VLForConditionalGeneration
 
     src = str(name_or_path)
-    if os.path.sep in src and not Path(src).exists():
+    if is_hub_id(src):
+        try:  # the hub or its local cache must have it
+            config = AutoConfig.from_pretrained(src)
+        except OSError as e:
+            raise FileNotFoundError(f"{src}: no such local folder, and the Hugging Face hub (or its cache, when "
+                                    f"offline) does not provide it: {e}") from e
+    elif not Path(src).exists():
         raise FileNotFoundError(f"model folder not found: {src}")
-    config = AutoConfig.from_pretrained(src)
+    else:
+        config = AutoConfig.from_pretrained(src)
     cls = {"qwen2_5_vl": Qwen2_5_VLForConditionalGeneration, "qwen2_vl": Qwen2VLForConditionalGeneration}.get(
         config.model_type)
     if cls is None:

@@ -1,6 +1,7 @@
 """Prompt formats (registry `PROMPT_FORMATS`): r2r-lowlevel (seed 1), objectnav-json (seed 2), chat."""
 from pathlib import Path
 
+from navtune.core.hub import is_hub_id
 from navtune.agents.prompts import chat, objectnav_json, r2r_lowlevel  # noqa: F401  (register)
 from navtune.agents.prompts.base import (
     IMAGE_PLACEHOLDER,
@@ -28,7 +29,7 @@ def load_system_prompt(path: str | Path | None = None, model_dir: str | Path | N
         local = Path(model_dir) / "system_prompt.txt"
         if local.is_file():
             return local.read_text(encoding="utf-8")
-        if not Path(model_dir).exists() and str(model_dir).count("/") == 1:  # a hub id: its file, when cached/reachable
+        if is_hub_id(model_dir):  # the hub repo's file, when cached or reachable
             try:
                 from huggingface_hub import hf_hub_download
 
