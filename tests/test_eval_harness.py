@@ -191,3 +191,9 @@ def test_process_pool_gives_the_same_rows(mini, tmp_path):
     a = sorted(read_jsonl(tmp_path / "pFalse.jsonl"), key=lambda r: r["order"])
     b = sorted(read_jsonl(tmp_path / "pTrue.jsonl"), key=lambda r: r["order"])
     assert [_strip(x) for x in a] == [_strip(x) for x in b] and len(a) == 6
+
+
+def test_agent_spec_checks_the_adapter(tmp_path):
+    with pytest.raises(ValueError, match="adapter_config.json"):
+        AgentSpec("vlm", model="org/model", adapter=str(tmp_path))  # a folder without an adapter
+    assert AgentSpec("vlm", model="org/model", adapter="org/adapter").adapter == "org/adapter"  # a hub id

@@ -5,6 +5,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from navtune.core.hub import is_hub_id
+
 BASELINES = ("random", "forward", "oracle")
 
 
@@ -32,8 +34,9 @@ class AgentSpec:
             raise ValueError(f"unknown agent {self.kind!r}; known: {', '.join(BASELINES + ('vlm',))}")
         if self.kind == "vlm" and not self.model:
             raise ValueError("agent 'vlm' needs --model (a model folder or hub id)")
-        if self.adapter and not (Path(self.adapter) / "adapter_config.json").is_file():
-            raise ValueError(f"--adapter {self.adapter}: not a peft adapter folder (no adapter_config.json)")
+        if self.adapter and not is_hub_id(self.adapter) and not (Path(self.adapter) / "adapter_config.json").is_file():
+            raise ValueError(f"--adapter {self.adapter}: not a peft adapter folder (no adapter_config.json) "
+                             "nor a hub id")
 
     def label(self) -> str:
         if self.kind != "vlm":
