@@ -5,7 +5,7 @@ Import-light on purpose: agents and metrics may import these dataclasses without
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
@@ -59,3 +59,13 @@ class NavEnv(Protocol):
     def expert_action(self) -> str: ...
 
     def close(self) -> None: ...
+
+
+def check_step(env: Any, action: str, actions: Sequence[str]) -> None:
+    """The guard every backend's `step` starts with: an episode is running and `action` is one it knows."""
+    if env.episode is None:
+        raise RuntimeError("call reset(episode) before step()")
+    if env.done:
+        raise RuntimeError("episode is over; call reset()")
+    if action not in actions:
+        raise ValueError(f"unknown action {action!r}; expected one of {tuple(actions)}")

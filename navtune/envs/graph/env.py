@@ -12,7 +12,7 @@ from typing import Any, Callable, Mapping, Protocol, runtime_checkable
 import numpy as np
 
 from navtune.core.actions import GRAPH_ACTIONS, MOVE, STOP
-from navtune.envs.protocol import Observation, Pose, StepResult
+from navtune.envs.protocol import Observation, Pose, StepResult, check_step
 from navtune.graph.expert import ExpertTable
 from navtune.graph.lowlevel import DEFAULT_HFOV, LowLevelNavigator, LowLevelState, navigator_for
 from navtune.graph.navgraph import NavGraph
@@ -172,12 +172,7 @@ class GraphNavEnv:
         return self._observe()
 
     def step(self, action: str) -> StepResult:
-        if self.episode is None:
-            raise RuntimeError("call reset(episode) before step()")
-        if self.done:
-            raise RuntimeError("episode is over; call reset()")
-        if action not in GRAPH_ACTIONS:
-            raise ValueError(f"unknown action {action!r}; expected one of {GRAPH_ACTIONS}")
+        check_step(self, action, GRAPH_ACTIONS)
         collided = False
         self.steps += 1
         self.actions.append(action)

@@ -21,7 +21,7 @@ import numpy as np
 from navtune.core.actions import CONTINUOUS_ACTIONS, MOVE_FORWARD, STOP_CONT, TURN_LEFT, TURN_RIGHT
 from navtune.core.geometry import angle_diff, heading_to
 from navtune.envs.habitat.coords import habitat_to_navtune, navtune_to_habitat_position, rotation_from_heading
-from navtune.envs.protocol import Observation, Pose, StepResult
+from navtune.envs.protocol import Observation, Pose, StepResult, check_step
 
 INSTALL_HINT = (
     "habitat-sim is not installed. Install it with conda (it is not on PyPI): "
@@ -226,12 +226,7 @@ class HabitatNavEnv:
         )
 
     def step(self, action: str) -> StepResult:
-        if self.episode is None:
-            raise RuntimeError("call reset(episode) before step()")
-        if self.done:
-            raise RuntimeError("episode is over; call reset()")
-        if action not in CONTINUOUS_ACTIONS:
-            raise ValueError(f"unknown action {action!r}; expected one of {CONTINUOUS_ACTIONS}")
+        check_step(self, action, CONTINUOUS_ACTIONS)
         self.steps += 1
         collided = False
         if action != STOP_CONT:

@@ -17,7 +17,7 @@ from navtune.core.actions import CONTINUOUS_ACTIONS, MOVE_FORWARD, STOP_CONT, TU
 from navtune.envs.house.expert import ContinuousExpert
 from navtune.envs.house.layout import HouseSpec, seed_from_scene_id
 from navtune.envs.house.occupancy import OccupancyGrid, object_goal_distance
-from navtune.envs.protocol import Observation, Pose, StepResult
+from navtune.envs.protocol import Observation, Pose, StepResult, check_step
 from navtune.tasks.objectnav import ObjectNavEpisode
 
 
@@ -147,12 +147,7 @@ class HouseNavEnv:
         )
 
     def step(self, action: str) -> StepResult:
-        if self.episode is None:
-            raise RuntimeError("call reset(episode) before step()")
-        if self.done:
-            raise RuntimeError("episode is over; call reset()")
-        if action not in CONTINUOUS_ACTIONS:
-            raise ValueError(f"unknown action {action!r}; expected one of {CONTINUOUS_ACTIONS}")
+        check_step(self, action, CONTINUOUS_ACTIONS)
         self.steps += 1
         self.actions.append(action)
         collided = False
