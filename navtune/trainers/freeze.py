@@ -20,6 +20,14 @@ class TrainSetupError(ValueError):
     """A model, adapter or dataset that cannot be trained as asked (message names the file and field)."""
 
 
+def read_config_json(path: Path) -> dict:
+    """A checkpoint's JSON config (config.json, adapter_config.json), or an error naming the file."""
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise TrainSetupError(f"{path}: not valid JSON ({e})") from None
+
+
 def vision_module(model: nn.Module) -> nn.Module:
     """The vision tower + merger of a Qwen2(.5)-VL model (plain or wrapped by peft)."""
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
@@ -80,10 +88,7 @@ def check_adapter_matches(adapter_dir: str | Path, model: nn.Module) -> None:
         raise TrainSetupError(f"{adapter_dir}: not a peft adapter folder (no adapter_config.json)")
     if not weights.is_file():
         raise TrainSetupError(f"{adapter_dir}: adapter_model.safetensors is missing")
-    try:
-        acfg = json.loads(cfg_file.read_text())
-    except json.JSONDecodeError as e:
-        raise TrainSetupError(f"{cfg_file}: not valid JSON ({e})") from None
+    acfg = read_config_json(cfg_file)
     if acfg.get("peft_type", "LORA") != "LORA":
         raise TrainSetupError(f"{cfg_file}: peft_type {acfg.get('peft_type')!r} is not LORA")
     modules = dict(model.named_modules())

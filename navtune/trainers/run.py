@@ -12,7 +12,6 @@ Outputs under ``cfg.out``::
 """
 from __future__ import annotations
 
-import json
 import math
 import warnings
 import shutil
@@ -26,7 +25,7 @@ import torch
 from navtune.core.hub import is_hub_id
 from navtune.core.io import atomic_write_json
 from navtune.trainers.config import AWRConfig, TrainConfig
-from navtune.trainers.freeze import TrainSetupError, apply_lora, freeze_vision, trainable_summary
+from navtune.trainers.freeze import TrainSetupError, apply_lora, freeze_vision, read_config_json, trainable_summary
 
 VL_MODEL_TYPES = ("qwen2_5_vl", "qwen2_vl")
 #: Which action space each prompt format speaks (chat speaks either).
@@ -43,10 +42,7 @@ def check_model_dir(path: str | Path) -> None:
     cfg_file = p / "config.json"
     if not cfg_file.is_file():
         raise TrainSetupError(f"{p}: not a model folder (no config.json)")
-    try:
-        cfg = json.loads(cfg_file.read_text())
-    except json.JSONDecodeError as e:
-        raise TrainSetupError(f"{cfg_file}: not valid JSON ({e})") from None
+    cfg = read_config_json(cfg_file)
     mt = cfg.get("model_type")
     if mt not in VL_MODEL_TYPES or "vision_config" not in cfg:
         raise TrainSetupError(f"{cfg_file}: field 'model_type' is {mt!r}; navtune trains vision-language models "
