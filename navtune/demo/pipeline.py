@@ -225,6 +225,7 @@ class Demo:
 
     def awr(self) -> dict:
         from navtune.agents.models.loading import load_processor
+        from navtune.data.format import EpisodeDataset
         from navtune.trainers.config import AWRConfig, LoraConfig
         from navtune.trainers.run import check_dataset_format
         from navtune.trainers.sources import ConcatEpisodes, dataset_source
@@ -238,8 +239,6 @@ class Demo:
         processor = load_processor(sft_final)
         sources = []
         for d in (self.expert, self.failures):
-            from navtune.data.format import EpisodeDataset
-
             if len(EpisodeDataset(d)) == 0:
                 continue
             check_dataset_format(d, "chat")

@@ -56,6 +56,7 @@ class R2REpisode:
 
 _CONN_SUFFIX = "_connectivity.json"
 
+
 def connectivity_path(data_dir: str | os.PathLike, scan: str) -> Path:
     return Path(data_dir) / "connectivity" / f"{scan}{_CONN_SUFFIX}"
 
