@@ -224,9 +224,9 @@ class SkyboxRenderer:
             depth = render_depth(dfaces, rot, heading, elevation, cam.width, cam.height, cam.vfov)
             if cam.output_size is not None:
                 ow, oh = cam.output_size
-                rows = (np.arange(oh) * cam.height) // oh + (cam.height // oh) // 2
-                cols = (np.arange(ow) * cam.width) // ow + (cam.width // ow) // 2
-                depth = depth[np.ix_(np.minimum(rows, cam.height - 1), np.minimum(cols, cam.width - 1))]
+                rows = ((2 * np.arange(oh) + 1) * cam.height) // (2 * oh)  # the texel under each output centre
+                cols = ((2 * np.arange(ow) + 1) * cam.width) // (2 * ow)
+                depth = depth[np.ix_(rows, cols)]
         return rgb, depth
 
 
