@@ -32,6 +32,8 @@ def _setup(preset: str | None, headings: str | None, vfov: float | None):
 
     from navtune.tasks.r2r.setups import get_setup
 
+    if vfov is not None and not 0.0 < vfov < 180.0:
+        _fail(ValueError(f"--vfov must be in (0, 180) degrees (got {vfov:g})"))
     try:
         setup = get_setup(preset)
         nav = setup.navigator

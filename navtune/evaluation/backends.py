@@ -38,7 +38,7 @@ class EvalTask:
     episodes: str | None = None  # *-objectnav: episode file (JSON / JSONL; habitat-objectnav also .json.gz)
     renderer: str = "none"  # graph: none | house | mp3d
     skybox_dir: str | None = None  # graph + mp3d renderer
-    width: int = 320
+    width: int = 320  # frame size of the house / habitat renderers, and of mp3d unless a preset sets its camera
     height: int = 240
     depth: bool = False  # render depth too (the VLM policies use RGB only)
     max_steps: int | None = None  # None: the backend's own budget (graph 50, ObjectNav per episode)
@@ -170,7 +170,7 @@ def _graph_renderer(task: EvalTask):
 
     inner = renderer_factory(task.renderer, data_dir=task.data_dir, skybox_dir=task.skybox_dir,
                              width=task.width, height=task.height, depth=task.depth,
-                             camera=get_setup(task.preset).camera)()
+                             camera=get_setup(task.preset).camera if task.preset else None)()  # else width x height
     cache: dict[str, _SceneRenderer] = {}
 
     def for_scan(scan: str) -> _SceneRenderer:
