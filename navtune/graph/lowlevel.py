@@ -67,8 +67,10 @@ class Camera:
             raise ValueError(f"camera size must be positive (got {self.width}x{self.height})")
         if not 0.0 < self.vfov < math.pi:
             raise ValueError(f"camera vfov must be in (0, pi) radians (got {self.vfov})")
-        if self.output_size is not None and (len(self.output_size) != 2 or min(self.output_size) <= 0):
-            raise ValueError(f"camera output_size must be (width, height) > 0 (got {self.output_size})")
+        if self.output_size is not None:
+            if len(self.output_size) != 2 or min(self.output_size) <= 0:
+                raise ValueError(f"camera output_size must be (width, height) > 0 (got {self.output_size})")
+            object.__setattr__(self, "output_size", (int(self.output_size[0]), int(self.output_size[1])))  # hashable
 
     @property
     def hfov(self) -> float:
@@ -78,7 +80,7 @@ class Camera:
     @property
     def frame_size(self) -> tuple[int, int]:
         """(width, height) of the frames an agent sees."""
-        return tuple(self.output_size) if self.output_size is not None else (self.width, self.height)
+        return self.output_size if self.output_size is not None else (self.width, self.height)
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,10 @@ class NavigatorConfig:
     @property
     def continuous(self) -> bool:
         return self.headings == "continuous"
+
+    @property
+    def action_space(self) -> tuple[str, ...]:
+        return (LEFT, RIGHT, MOVE, ADJUST, STOP) if self.adjust else (LEFT, RIGHT, MOVE, STOP)
 
 
 def heading_index_of(heading: float) -> int:
@@ -245,7 +251,7 @@ class LowLevelNavigator:
 
     @property
     def action_space(self) -> tuple[str, ...]:
-        return (LEFT, RIGHT, MOVE, ADJUST, STOP) if self.config.adjust else (LEFT, RIGHT, MOVE, STOP)
+        return self.config.action_space
 
     # ---------------------------------------------------------------- view
     def _visible(self, state: LowLevelState) -> tuple[list[str], np.ndarray]:

@@ -99,7 +99,7 @@ class GraphNavEnv:
         self.max_steps = max_steps
         self.nav_config = navigator if navigator is not None else NavigatorConfig()
         self.hfov = hfov if hfov is not None else self.nav_config.camera.hfov
-        self.action_space = (*GRAPH_ACTIONS[:3], ADJUST, STOP) if self.nav_config.adjust else GRAPH_ACTIONS
+        self.action_space = self.nav_config.action_space
         self.success_radius = success_radius
         self.episode: GraphEpisode | None = None
 

@@ -25,7 +25,6 @@ class R2RSetup:
     name: str
     navigator: NavigatorConfig = field(default_factory=NavigatorConfig)
     max_steps: int = 50
-    summary: str = ""
 
     @property
     def camera(self) -> Camera:
@@ -35,12 +34,9 @@ class R2RSetup:
 SETUPS: Registry[R2RSetup] = Registry("R2R setup (--preset)")
 DEFAULT_SETUP = "r2r"
 
-SETUPS.add("r2r", R2RSetup(
-    "r2r", NavigatorConfig("discrete", Camera(320, 240, math.radians(60))), max_steps=50,
-    summary="MatterSim discretised views: 12 headings, VFOV 60°, 320x240 (the R2R standard)"))
+SETUPS.add("r2r", R2RSetup("r2r", NavigatorConfig("discrete", Camera(320, 240, math.radians(60))), max_steps=50))
 SETUPS.add("seed1", R2RSetup(
-    "seed1", NavigatorConfig("continuous", Camera(640, 480, math.radians(105), output_size=(320, 240))), max_steps=32,
-    summary="seed 1's MatterSim setup: continuous headings, VFOV 105°, 640x480 -> 320x240 Lanczos, 32 steps"))
+    "seed1", NavigatorConfig("continuous", Camera(640, 480, math.radians(105), output_size=(320, 240))), max_steps=32))
 
 
 def get_setup(name: str | R2RSetup | None) -> R2RSetup:
