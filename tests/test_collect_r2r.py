@@ -49,6 +49,39 @@ def test_val_unseen_labels_reach_goal(r2r_data_dir, tmp_path):
         assert all(s["return"] > 0 for s in rec["steps"])
 
 
+def test_seed1_preset_labels_keep_the_start_heading_and_reexecute(r2r_data_dir, tmp_path):
+    """`collect r2r --preset seed1`: continuous headings (no snapping), labels from the teacher on the start
+    heading's grid; executing them in that setup reproduces the stored poses and reaches the goal."""
+    import json
+    import math
+
+    from navtune.cli import app
+    from navtune.graph import LowLevelNavigator
+    from navtune.tasks.r2r import load_graphs, load_r2r_split
+    from navtune.tasks.r2r.replay import reexecute_trajectory
+    from navtune.tasks.r2r.setups import get_setup
+    from typer.testing import CliRunner
+
+    out = tmp_path / "s1"
+    r = CliRunner().invoke(app, ["collect", "r2r", "--split", "val_seen", "--data-dir", str(r2r_data_dir), "--out",
+                                 str(out), "--limit", "12", "--preset", "seed1", "-q"], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    assert json.loads((out / "dataset_info.json").read_text())["preset"] == "seed1"
+    episodes = {e.instr_id: e for e in load_r2r_split(r2r_data_dir, "val_seen")}
+    graphs = load_graphs(r2r_data_dir, {episodes[i].scan for i in EpisodeDataset(out).episode_ids})
+    config = get_setup("seed1").navigator
+    for rec in EpisodeDataset(out):
+        ep = episodes[rec["episode_id"]]
+        steps = rec["steps"]
+        assert steps[0]["pose"]["heading"] == pytest.approx(ep.heading, abs=1e-12)
+        traj = [[s["info"]["viewpoint"], s["pose"]["heading"], 0.0] for s in steps]
+        acts = [s["action"] for s in steps]
+        nav = LowLevelNavigator(graphs[ep.scan], config=config)
+        assert reexecute_trajectory(nav, ep.instr_id, ep.start, ep.heading, traj, acts)[1] == []
+        assert acts[-1] == "Stop" and traj[-1][0] == ep.goal and len(acts) <= 32
+        assert {round(math.degrees(h) % 30, 6) for _, h, _ in traj} == {round(math.degrees(ep.heading) % 30, 6)}
+
+
 def test_test_split_without_goals_is_refused(r2r_data_dir, tmp_path):
     from navtune.tasks.r2r import R2RDataError
 

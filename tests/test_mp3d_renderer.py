@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from navtune.envs.mp3d import CameraSpec, FaceCache, SkyboxError, SkyboxRenderer, SkyboxViews, load_poses
+from navtune.envs.mp3d import CameraSpec, FaceCache, SkyboxError, SkyboxRenderer, SkyboxViews, lanczos4_resize, load_poses
 from navtune.envs.mp3d.cubemap import face_coordinates, face_heading, render_view, view_directions_local, yaw_rotation
 from navtune.envs.mp3d.synthetic import FACE_COLORS, MARKER_COLOR, MARKER_U, MARKER_V, marker_faces, write_synthetic_scan
 from navtune.envs.mp3d.skybox import depth_path, face_path, small_path
@@ -192,6 +192,56 @@ def test_any_image_size_and_fov(scan):
     rgb, _ = r.render(scan.viewpoints[0], 0.0)
     assert rgb.shape == (100, 64, 3)
     assert close(rgb[50, 32], FACE_COLORS[3])
+
+
+def test_seed1_camera_wide_vfov_rendered_large_then_lanczos(scan):
+    """Seed 1's camera: 640x480 at a 105° vfov (pinhole hfov 120°: the faces left and right of face 3 show
+    at the edges, which a 60° vfov never reaches), resized to 320x240 with OpenCV's Lanczos-4; depth too."""
+    vp = scan.viewpoints[0]
+    big = CameraSpec(64, 48, math.radians(105))
+    raw, _ = SkyboxRenderer(scan.skybox_root, scan.connectivity_dir, scan.scan, big, face_size=96).render(vp, 0.0)
+    assert close(raw[24, 32], FACE_COLORS[3]) and close(raw[24, 0], FACE_COLORS[2]) and close(raw[24, 63], FACE_COLORS[4])
+    narrow, _ = SkyboxRenderer(scan.skybox_root, scan.connectivity_dir, scan.scan, CameraSpec(64, 48), face_size=96).render(vp, 0.0)
+    assert close(narrow[24, 0], FACE_COLORS[3]) and close(narrow[24, 63], FACE_COLORS[3])
+    Image.fromarray(np.full((32, 32 * 6), 8000, dtype=np.uint16)).save(depth_path(scan.skybox_root, scan.scan, vp))
+    cam = CameraSpec(64, 48, math.radians(105), output_size=(32, 24))
+    rgb, depth = SkyboxRenderer(scan.skybox_root, scan.connectivity_dir, scan.scan, cam, face_size=96, depth=True).render(vp, 0.0)
+    assert rgb.shape == (24, 32, 3) and depth.shape == (24, 32)
+    assert np.array_equal(rgb, lanczos4_resize(raw, (32, 24)))
+    _, full = SkyboxRenderer(scan.skybox_root, scan.connectivity_dir, scan.scan, big, face_size=96, depth=True).render(vp, 0.0)
+    assert np.array_equal(depth, full[1::2, 1::2])  # nearest texel: holes never blend
+
+
+#: cv2.resize(IMG, size, interpolation=cv2.INTER_LANCZOS4) with OpenCV 5.0 (computed once; OpenCV is not a
+#: navtune dependency), IMG = ((x*37 + y*91 + c*53 + x*y*7) % 256) as uint8, shape (12, 16, 3).
+LANCZOS4_REF = {
+    (8, 6): [39, 109, 210, 192, 146, 88, 62, 146, 142, 116, 112, 195, 169, 112, 59, 40, 139, 146, 197, 158, 79, 114,
+             110, 105, 137, 89, 64, 55, 217, 168, 169, 135, 131, 136, 129, 95, 88, 47, 215, 208, 161, 130, 43, 115, 95,
+             109, 207, 175, 145, 209, 62, 119, 107, 127, 145, 127, 117, 181, 133, 122, 47, 167, 202, 217, 46, 8, 97,
+             203, 205, 198, 85, 83, 123, 110, 194, 43, 154, 139, 131, 125, 77, 222, 45, 163, 166, 180, 129, 52, 98,
+             175, 208, 32, 69, 100, 207, 200, 70, 111, 73, 224, 70, 162, 129, 214, 83, 122, 88, 174, 144, 210, 51, 114,
+             134, 233, 54, 111, 186, 147, 102, 47, 198, 87, 168, 149, 60, 110, 104, 189, 81, 20, 122, 206, 182, 41,
+             139, 162, 123, 62, 189, 193, 143, 109, 103, 140],
+    (7, 5): [68, 141, 248, 224, 62, 84, 85, 123, 153, 136, 220, 130, 49, 51, 169, 152, 197, 162, 158, 152, 80, 45, 122,
+             151, 180, 238, 50, 44, 122, 176, 225, 126, 28, 71, 113, 169, 202, 251, 56, 105, 137, 187, 33, 110, 164,
+             103, 151, 16, 114, 153, 90, 95, 221, 34, 60, 172, 100, 113, 26, 66, 203, 210, 80, 118, 42, 108, 252, 51,
+             94, 149, 195, 9, 191, 235, 117, 97, 166, 234, 40, 140, 193, 179, 41, 111, 222, 68, 154, 191, 15, 64, 147,
+             178, 20, 179, 139, 149, 169, 244, 109, 120, 204, 246, 101, 110, 185],
+}
+
+
+def test_lanczos4_resize_is_opencvs_to_the_bit():
+    y, x, c = np.mgrid[0:12, 0:16, 0:3]
+    img = ((x * 37 + y * 91 + c * 53 + x * y * 7) % 256).astype(np.uint8)
+    for size, ref in LANCZOS4_REF.items():
+        out = lanczos4_resize(img, size)
+        assert out.shape == (size[1], size[0], 3) and out.reshape(-1).tolist() == ref
+    pil = np.asarray(Image.fromarray(img).resize((8, 6), Image.Resampling.LANCZOS))
+    assert pil.reshape(-1).tolist() != LANCZOS4_REF[(8, 6)]  # Pillow's Lanczos is another filter
+    grey = lanczos4_resize(img[:, :, 0], (8, 6))
+    assert grey.tolist() == np.asarray(LANCZOS4_REF[(8, 6)]).reshape(6, 8, 3)[:, :, 0].tolist()
+    flat = np.full((12, 16), 0.25, dtype=np.float32)
+    assert np.allclose(lanczos4_resize(flat, (8, 6)), 0.25, atol=4 * np.finfo(np.float32).eps)
 
 
 def test_skybox_small_fallback_matches_sami_faces(scan, tmp_path):

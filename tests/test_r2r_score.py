@@ -127,7 +127,7 @@ def test_expert_cli_writes_followable_predictions(line_world, r2r_data_dir, tmp_
     r = invoke("r2r", "expert", "--split", "mini", "--data-dir", line_world, "--out", out)
     assert r.exit_code == 0, r.output
     stats = json.loads(r.stdout.strip().splitlines()[-1])
-    assert stats == {"paths": 1, "reachable": 1, "followable": 1, "mean_actions": 4.0, "max_actions": 4}
+    assert stats == {"paths": 1, "reachable": 1, "followable": 1, "detours": 0, "mean_actions": 4.0, "max_actions": 4}
     assert load_predictions(out)["1_1"] == [("A", E, 0.0), ("B", E, 0.0), ("C", E, 0.0), ("D", E, 0.0)]
 
 

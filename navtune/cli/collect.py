@@ -205,6 +205,8 @@ def r2r(
     height: int = _HEIGHT,
     depth: bool = typer.Option(False, "--depth/--no-depth", help="also write depth frames (needs depth skyboxes)"),
     limit: int | None = typer.Option(None, "--limit", help="only the first N instructions"),
+    preset: str | None = typer.Option(None, "--preset", help="simulator setup: r2r (discretised views; default) | "
+                                      "seed1 (seed 1's continuous headings and camera; replaces --width/--height)"),
     workers: int = _WORKERS,
     gamma: float | None = _GAMMA,
     success_bonus: float | None = _BONUS,
@@ -216,12 +218,15 @@ def r2r(
     from navtune.data.collectors.r2r import collect_r2r
     from navtune.data.collectors.renderers import renderer_factory
 
+    from navtune.tasks.r2r.setups import get_setup
+
     with _user_errors():
+        camera = get_setup(preset).camera if preset is not None else None
         factory = renderer_factory(renderer, data_dir=data_dir, skybox_dir=skybox_dir, width=width, height=height,
-                                   depth=depth)
+                                   depth=depth, camera=camera)
         summary = collect_r2r(
             data_dir, split, out, renderer_factory=factory, renderer_name=None if factory is None else renderer,
-            workers=workers, limit=limit, depth=depth,
+            workers=workers, limit=limit, depth=depth, preset=preset,
             reward=_reward(gamma, success_bonus, collision_penalty, slack_penalty), progress=not quiet,
         )
     _done(summary)

@@ -39,6 +39,8 @@ SCENES_DIR = typer.Option(None, "--scenes-dir", help="habitat-objectnav: folder 
 SCENE_CONFIG = typer.Option(None, "--scene-dataset-config", help="habitat-objectnav: scene dataset config (relative to --scenes-dir or absolute).")
 RENDERER = typer.Option("none", "--renderer", help="graph frames: none | house | mp3d.")
 SKYBOX_DIR = typer.Option(None, "--skybox-dir", help="mp3d renderer: Matterport3D skyboxes.")
+PRESET = typer.Option(None, "--preset", help="graph: simulator setup, r2r (discretised views; default) | seed1 "
+                      "(seed 1's: continuous headings, VFOV 105°, 640x480->320x240 Lanczos, 32 steps). docs/r2r.md.")
 MODEL = typer.Option(None, "--model", help="vlm: model folder or hub id.")
 ADAPTER = typer.Option(None, "--adapter", help="vlm: peft LoRA adapter folder.")
 MODE = typer.Option(None, "--mode", help="vlm: full | cached | kv (default: the format's best).")
@@ -65,14 +67,14 @@ def agent_spec(agent: str, model: str | None, adapter: Path | None, prompt_forma
 
 def eval_task(backend: str, data_dir: Path | None, split: str | None, episodes: Path | None, renderer: str,
               skybox_dir: Path | None, max_steps: int | None, limit: int | None, scenes_dir: Path | None,
-              scene_dataset_config: str | None, depth: bool = False):
+              scene_dataset_config: str | None, depth: bool = False, preset: str | None = None):
     from navtune.evaluation import EvalTask
 
     return EvalTask(backend=backend, data_dir=str(data_dir) if data_dir else None, split=split,
                     episodes=str(episodes) if episodes else None, renderer=renderer,
                     skybox_dir=str(skybox_dir) if skybox_dir else None, max_steps=max_steps, limit=limit,
                     scenes_dir=str(scenes_dir) if scenes_dir else None, scene_dataset_config=scene_dataset_config,
-                    depth=depth)
+                    depth=depth, preset=preset)
 
 
 def register(app: typer.Typer) -> None:
@@ -88,6 +90,7 @@ def register(app: typer.Typer) -> None:
         scene_dataset_config: str | None = SCENE_CONFIG,
         renderer: str = RENDERER,
         skybox_dir: Path | None = SKYBOX_DIR,
+        preset: str | None = PRESET,
         model: str | None = MODEL,
         adapter: Path | None = ADAPTER,
         prompt_format: str = typer.Option("r2r-lowlevel", "--format", help="vlm: r2r-lowlevel | objectnav-json | chat."),
@@ -119,7 +122,7 @@ def register(app: typer.Typer) -> None:
             spec = agent_spec(agent, model, adapter, prompt_format, mode, decode, system_prompt, seed, dtype, device,
                               image_size)
             task = eval_task(backend, data_dir, split, episodes, renderer, skybox_dir, max_steps, limit, scenes_dir,
-                             scene_dataset_config)
+                             scene_dataset_config, preset=preset)
             cfg = EvalConfig(num_envs=num_envs, processes=processes, epa=epa, save_frames=save_frames)
             result = run_eval(out, spec, task, cfg, num_shards, shard_id, name)
         except (ValueError, KeyError, FileNotFoundError, ImportError) as e:

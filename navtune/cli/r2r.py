@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -12,11 +13,37 @@ app = typer.Typer(help="Room-to-Room on navigation graphs: replay, score, expert
 _PREDS = typer.Option(..., "--preds", help="R2R prediction file [{instr_id, trajectory}].")
 _SPLIT = typer.Option("val_unseen", "--split", help="Split name: reads <data-dir>/R2R_<split>.json.")
 _DATA = typer.Option(..., "--data-dir", help="Folder with connectivity/<scan>_connectivity.json and R2R_<split>.json.")
+_PRESET = typer.Option(None, "--preset", help="Simulator setup: r2r (discretised views, the default) | seed1 "
+                       "(seed 1's continuous headings, VFOV 105°); see docs/r2r.md.")
+_HEADINGS = typer.Option(None, "--headings", help="discrete | continuous (overrides the preset's).")
+_VFOV = typer.Option(None, "--vfov", help="Camera vertical fov in degrees (overrides the preset's; horizontal "
+                     "fov = vfov x 4/3, MatterSim's navigability formula).")
 
 
 def _fail(e: Exception) -> None:
     typer.echo(f"error: {e}", err=True)
     raise typer.Exit(2)
+
+
+def _setup(preset: str | None, headings: str | None, vfov: float | None):
+    """The preset's R2RSetup with --headings / --vfov applied (one clear error for bad values)."""
+    import dataclasses
+    import math
+
+    from navtune.tasks.r2r.setups import get_setup
+
+    if vfov is not None and not 0.0 < vfov < 180.0:
+        _fail(ValueError(f"--vfov must be in (0, 180) degrees (got {vfov:g})"))
+    try:
+        setup = get_setup(preset)
+        nav = setup.navigator
+        if headings is not None:
+            nav = dataclasses.replace(nav, headings=headings)
+        if vfov is not None:
+            nav = dataclasses.replace(nav, camera=dataclasses.replace(nav.camera, vfov=math.radians(vfov)))
+    except (KeyError, ValueError) as e:
+        _fail(ValueError(str(e).strip('"')))
+    return dataclasses.replace(setup, navigator=nav)
 
 
 def _load(data_dir: Path, split: str):
@@ -31,23 +58,50 @@ def replay(
     preds: Path = _PREDS,
     split: str = _SPLIT,
     data_dir: Path = _DATA,
+    actions: Path | None = typer.Option(None, "--actions", help="The actions that produced PREDS ({path_id or "
+                                        "instr_id: [action, ...]}): re-execute them and compare the states."),
+    preset: str | None = _PRESET,
+    headings: str | None = _HEADINGS,
+    vfov: float | None = _VFOV,
     show: int = typer.Option(10, help="How many mismatches to list."),
     strict: bool = typer.Option(False, help="Exit with status 1 when there is any mismatch."),
 ) -> None:
-    """Re-execute predicted trajectories with MatterSim's discretised-view navigation; count mismatches."""
+    """Re-execute predicted trajectories with MatterSim's low-level navigation; count mismatches.
+
+    Without --actions each step must be reachable by one simulator action from the previous one; with
+    --actions the actions are executed from each episode's start and every recorded (viewpoint, heading)
+    is compared with the simulator's (heading tolerance 1e-4 rad). The last line is `mismatches: N`."""
     from navtune.tasks.r2r import R2RDataError, load_predictions
+    from navtune.tasks.r2r.predictions import actions_by_instr_id, load_actions, read_predictions
     from navtune.tasks.r2r.replay import replay_predictions
 
+    setup = _setup(preset, headings, vfov)
+    acts = None
     try:
         episodes, graphs = _load(data_dir, split)
-        predictions = load_predictions(preds)
+        if actions is None:
+            predictions = load_predictions(preds)
+        else:
+            entries = read_predictions(preds)
+            predictions = load_predictions(preds, duplicates="last")
+            if len(entries) != len(predictions):
+                typer.echo(f"warning: {len(entries) - len(predictions)} repeated instr_ids in {preds}; the last entry "
+                           "of each is replayed (an actions file keeps the last run)", err=True)
     except R2RDataError as e:
         _fail(e)
     by_id = {e.instr_id: e for e in episodes}
     extra = [i for i in predictions if i not in by_id]
     if extra:
         typer.echo(f"warning: ignoring {len(extra)} predictions not in split {split!r}", err=True)
-    report = replay_predictions(predictions, by_id, graphs, progress=sys.stderr.isatty())
+    if actions is not None:
+        try:
+            acts = actions_by_instr_id(load_actions(actions), [i for i in predictions if i in by_id], actions)
+        except R2RDataError as e:
+            _fail(e)
+    nav = setup.navigator
+    typer.echo(f"setup: {nav.headings} headings, vfov {math.degrees(nav.camera.vfov):g}°, "
+               f"hfov {math.degrees(nav.camera.hfov):g}° ({'re-executing actions' if acts else 'trajectories only'})")
+    report = replay_predictions(predictions, by_id, graphs, progress=sys.stderr.isatty(), config=nav, actions=acts)
     for m in report.mismatches[:show]:
         typer.echo(f"  {m.instr_id} step {m.step}: {m.reason}")
     typer.echo(f"episodes: {report.episodes}  steps: {report.steps}")
@@ -95,19 +149,28 @@ def expert(
     split: str = _SPLIT,
     data_dir: Path = _DATA,
     out: Path | None = typer.Option(None, "--out", help="Write the expert trajectories as an R2R prediction file."),
+    preset: str | None = _PRESET,
+    headings: str | None = _HEADINGS,
+    vfov: float | None = _VFOV,
 ) -> None:
-    """Shortest low-level action sequences (Left/Right/Move/Stop) from each start to its goal: statistics."""
+    """Shortest low-level action sequences (Left/Right/Move/Stop) from each start to its goal: statistics.
+
+    A path needs a detour when one of its hops is never the viewpoint closest to the view centre at any
+    heading the agent can face there (Move cannot take it)."""
     from navtune.tasks.r2r import R2RDataError, write_predictions
     from navtune.tasks.r2r.expert import split_expert
 
+    setup = _setup(preset, headings, vfov)
     try:
         episodes, graphs = _load(data_dir, split)
     except R2RDataError as e:
         _fail(e)
-    stats, _, trajs = split_expert(episodes, graphs, progress=sys.stderr.isatty())
+    stats, _, trajs = split_expert(episodes, graphs, progress=sys.stderr.isatty(), config=setup.navigator)
     s = stats.summary()
+    pct = 100.0 * s["detours"] / s["paths"] if s["paths"] else 0.0
+    typer.echo(f"setup: {setup.navigator.headings} headings, vfov {math.degrees(setup.camera.vfov):g}°")
     typer.echo(f"paths: {s['paths']}  goal reachable: {s['reachable']}  "
-               f"followable with Move-to-nearest: {s['followable']}")
+               f"followable with Move-to-nearest: {s['followable']}  need a detour: {s['detours']} ({pct:.1f}%)")
     typer.echo(f"optimal actions incl. Stop: mean {s['mean_actions']:.2f}  max {s['max_actions']}")
     if out is not None:
         write_predictions(trajs, out)

@@ -1,8 +1,9 @@
 """Views from the Matterport3D Simulator itself (optional extra; `MatterSim` is built from source).
 
-`MatterSimViews(config).for_scan(scan)` is a graph-world `ViewRenderer` backed by `MatterSim.Simulator` in
-discretised-view mode, configured as R2R evaluated the seed model (VFOV 60°, 320x240). Navigation stays
-in navtune's graph world (it replays MatterSim's semantics exactly); MatterSim only renders. The module is
+`MatterSimViews(config).for_scan(scan)` is a graph-world `ViewRenderer` backed by `MatterSim.Simulator`,
+by default in discretised-view mode with the R2R camera (VFOV 60°, 320x240); seed 1's setup is
+`discretized=False`, 640x480, VFOV 105°, `output_size=(320, 240)` (resized with OpenCV's Lanczos-4).
+Navigation stays in navtune's graph world (it replays MatterSim's semantics exactly); MatterSim only renders. The module is
 imported only when asked for, never on navtune's default path.
 """
 from __future__ import annotations
@@ -44,6 +45,8 @@ class MatterSimConfig:
     vfov: float = math.radians(60)
     depth: bool = False
     preload: bool = False
+    discretized: bool = True  # False: render any heading as given (continuous-heading setups)
+    output_size: tuple[int, int] | None = None  # (width, height) to resize RGB to (Lanczos-4, as seed 1's frames)
 
 
 class MatterSimViews:
@@ -65,7 +68,7 @@ class MatterSimViews:
         sim.setNavGraphPath(os.fspath(config.connectivity_dir))
         sim.setCameraResolution(config.width, config.height)
         sim.setCameraVFOV(config.vfov)
-        sim.setDiscretizedViewingAngles(True)
+        sim.setDiscretizedViewingAngles(config.discretized)
         sim.setRenderingEnabled(True)
         sim.setDepthEnabled(config.depth)
         sim.setPreloadingEnabled(config.preload)
@@ -85,6 +88,10 @@ class MatterSimViews:
         if isinstance(state, (list, tuple)):
             state = state[0]
         rgb = np.ascontiguousarray(np.asarray(state.rgb, dtype=np.uint8)[..., ::-1])  # MatterSim gives BGR
+        if self.config.output_size is not None:
+            from navtune.envs.mp3d.resize import lanczos4_resize
+
+            rgb = lanczos4_resize(rgb, self.config.output_size)
         depth = None
         if self.config.depth:
             d = np.asarray(state.depth).astype(np.float32)

@@ -2,8 +2,10 @@
 
 Backends:
 - ``graph``: R2R-format folders (the real R2R data, or a generated house's VLN episodes with its
-  connectivity files) on `GraphNavEnv`, MatterSim low-level actions; frames from an optional view
-  renderer (``none`` | ``house`` | ``mp3d``). Metrics: navtune.metrics.vln (the R2R scorer's functions).
+  connectivity files) on `GraphNavEnv`, MatterSim low-level actions in the simulator setup `preset`
+  (`navtune.tasks.r2r.setups`: ``r2r`` discretised views, ``seed1`` seed 1's continuous headings and
+  camera); frames from an optional view renderer (``none`` | ``house`` | ``mp3d``, which uses the setup's
+  camera). Metrics: navtune.metrics.vln (the R2R scorer's functions).
 - ``house-objectnav``: ObjectNav episode files on the house simulator's continuous env. Metrics:
   navtune.metrics.objectnav.
 - ``habitat-objectnav``: ObjectNav episodes (a navtune episode file from `navtune habitat convert-objectnav`, or
@@ -36,7 +38,7 @@ class EvalTask:
     episodes: str | None = None  # *-objectnav: episode file (JSON / JSONL; habitat-objectnav also .json.gz)
     renderer: str = "none"  # graph: none | house | mp3d
     skybox_dir: str | None = None  # graph + mp3d renderer
-    width: int = 320
+    width: int = 320  # frame size of the house / habitat renderers, and of mp3d unless a preset sets its camera
     height: int = 240
     depth: bool = False  # render depth too (the VLM policies use RGB only)
     max_steps: int | None = None  # None: the backend's own budget (graph 50, ObjectNav per episode)
@@ -44,6 +46,7 @@ class EvalTask:
     limit: int | None = None  # first N episodes of the set (in file order)
     scenes_dir: str | None = None  # habitat-objectnav: folder the episodes' scene_id paths are relative to
     scene_dataset_config: str | None = None  # habitat-objectnav: scene dataset config (relative to scenes_dir)
+    preset: str | None = None  # graph: R2R simulator setup (heading mode, camera, step budget); None: "r2r"
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
@@ -60,6 +63,13 @@ class EvalTask:
                              "--scenes-dir (the folder the episodes' scene_id paths are relative to)")
         if self.renderer == "mp3d" and not self.skybox_dir:
             raise ValueError("renderer 'mp3d' needs --skybox-dir (Matterport3D skybox images)")
+        if self.preset is not None:
+            from navtune.tasks.r2r.setups import SETUPS
+
+            if self.backend != "graph":
+                raise ValueError(f"--preset is a graph-backend setting (backend is {self.backend!r})")
+            if self.preset not in SETUPS:
+                raise ValueError(f"unknown --preset {self.preset!r}; known: {', '.join(SETUPS.keys())}")
 
     @property
     def task(self) -> str:
@@ -74,7 +84,10 @@ class EvalTask:
         return self.backend != "graph" or self.renderer != "none"
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        if d["preset"] is None:  # run folders written before presets existed resume unchanged
+            del d["preset"]
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "EvalTask":
@@ -153,8 +166,11 @@ def _graph_renderer(task: EvalTask):
         return HouseRenderers(width=task.width, height=task.height, depth=task.depth)
     from navtune.data.collectors.renderers import renderer_factory
 
+    from navtune.tasks.r2r.setups import get_setup
+
     inner = renderer_factory(task.renderer, data_dir=task.data_dir, skybox_dir=task.skybox_dir,
-                             width=task.width, height=task.height, depth=task.depth)()
+                             width=task.width, height=task.height, depth=task.depth,
+                             camera=get_setup(task.preset).camera if task.preset else None)()  # else width x height
     cache: dict[str, _SceneRenderer] = {}
 
     def for_scan(scan: str) -> _SceneRenderer:
@@ -168,8 +184,9 @@ def _graph_renderer(task: EvalTask):
 def make_env(task: EvalTask) -> NavEnv:
     """Build the task's env (call inside the process that will step it: GL contexts do not cross processes)."""
     if task.backend == "graph":
-        from navtune.envs.graph import DEFAULT_MAX_STEPS, GraphNavEnv
+        from navtune.envs.graph import GraphNavEnv
         from navtune.tasks.r2r import load_connectivity
+        from navtune.tasks.r2r.setups import get_setup
 
         graphs: dict[str, Any] = {}
 
@@ -178,7 +195,8 @@ def make_env(task: EvalTask) -> NavEnv:
                 graphs[scan] = load_connectivity(task.data_dir, scan)
             return graphs[scan]
 
-        kwargs: dict[str, Any] = {"max_steps": task.max_steps or DEFAULT_MAX_STEPS}
+        setup = get_setup(task.preset)
+        kwargs: dict[str, Any] = {"max_steps": task.max_steps or setup.max_steps, "navigator": setup.navigator}
         if task.success_radius is not None:
             kwargs["success_radius"] = task.success_radius
         return GraphNavEnv(graph_for, _graph_renderer(task), **kwargs)

@@ -1,7 +1,8 @@
 """Low-level expert: the shortest Left/Right/Move action sequence to a goal viewpoint, then Stop.
 
-One backward breadth-first search from the goal over all (viewpoint, heading index) states gives a
-cost-to-go table; the expert's action anywhere is then a table look-up, so an environment can ask for
+One backward breadth-first search from the goal over all (viewpoint, heading index) states of one heading
+grid (the 12 headings k * 30° in discretised mode; the episode's start heading + k * 30° in continuous
+mode, which turns and moves never leave) gives a cost-to-go table; the expert's action anywhere is then a table look-up, so an environment can ask for
 the oracle action at every step for free. Cost is the number of actions; ties are broken by metres
 walked and then by the fixed order Move, Left, Right, so the teacher is deterministic and prefers the
 geometrically shorter of equally short action sequences.
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import math
 import weakref
+from collections import OrderedDict
 
 import numpy as np
 
@@ -23,14 +25,18 @@ class GoalUnreachable(ValueError):
     """No action sequence reaches the goal from the start state."""
 
 
-_SEARCH_CACHE: "weakref.WeakKeyDictionary[LowLevelNavigator, tuple]" = weakref.WeakKeyDictionary()
+_SEARCH_CACHE: "weakref.WeakKeyDictionary[LowLevelNavigator, OrderedDict[float, tuple]]" = weakref.WeakKeyDictionary()
 
 
-def _search_graph(navigator: LowLevelNavigator) -> tuple[list[int], list[float], list[list[int]]]:
-    """Per navigator, once: Move target and length per state id (v * 12 + h), and reverse Move edges."""
-    cached = _SEARCH_CACHE.get(navigator)
-    if cached is None:
-        move = navigator.move_table()
+def _search_graph(navigator: LowLevelNavigator, heading_offset: float = 0.0) -> tuple[list[int], list[float], list[list[int]]]:
+    """Per navigator and heading grid, once (the 16 most recent grids): Move target and length per state id
+    (v * 12 + h), and reverse Move edges."""
+    per_grid = _SEARCH_CACHE.setdefault(navigator, OrderedDict())
+    cached = per_grid.get(heading_offset)
+    if cached is not None:
+        per_grid.move_to_end(heading_offset)
+    else:
+        move = navigator.move_table(heading_offset)
         pos = navigator.graph.positions
         n = len(pos)
         safe = np.where(move >= 0, move, np.arange(n)[:, None])
@@ -40,21 +46,23 @@ def _search_graph(navigator: LowLevelNavigator) -> tuple[list[int], list[float],
         for s, t in enumerate(target):
             if t >= 0:
                 rev[t].append(s)
-        cached = (target, length.reshape(-1).tolist(), rev)
-        _SEARCH_CACHE[navigator] = cached
+        cached = per_grid[heading_offset] = (target, length.reshape(-1).tolist(), rev)
+        if len(per_grid) > 16:
+            per_grid.popitem(last=False)
     return cached
 
 
 class ExpertTable:
-    """Cost-to-go (actions, metres) to `goal` for every (viewpoint, heading) state of a navigator's graph."""
+    """Cost-to-go (actions, metres) to `goal` for every (viewpoint, heading index) state of a navigator's
+    graph on the heading grid `heading_offset` + k * 30° (a state's `heading_offset`; 0 in discretised mode)."""
 
-    def __init__(self, navigator: LowLevelNavigator, goal: str):
+    def __init__(self, navigator: LowLevelNavigator, goal: str, heading_offset: float = 0.0):
         graph = navigator.graph
         if goal not in graph.index:
             raise KeyError(f"goal viewpoint {goal!r} is not in graph {graph.name!r}")
-        self.navigator, self.goal = navigator, goal
+        self.navigator, self.goal, self.heading_offset = navigator, goal, heading_offset
         self._g = graph.index[goal]
-        target, move_len, rev = _search_graph(navigator)
+        target, move_len, rev = _search_graph(navigator, heading_offset)
         self._target, self._move_len = target, move_len
         n_states = len(target)
         steps = [-1] * n_states
@@ -84,7 +92,14 @@ class ExpertTable:
             frontier = list(nxt)
         self._steps, self._metres = steps, metres
 
+    def covers(self, state: LowLevelState) -> bool:
+        """Whether `state` is on this table's heading grid (an Adjust in continuous mode leaves it)."""
+        return abs(state.heading_offset - self.heading_offset) < 1e-9
+
     def _sid(self, state: LowLevelState) -> int:
+        if not self.covers(state):
+            raise ValueError(f"{state} is not on the expert table's heading grid (offset {self.heading_offset:.6f}); "
+                             "build an ExpertTable with heading_offset=state.heading_offset")
         return self.navigator.graph.index[state.viewpoint] * _H + state.heading_index % _H
 
     def reachable(self, state: LowLevelState) -> bool:
@@ -136,11 +151,12 @@ def expert_actions(navigator: LowLevelNavigator, start: LowLevelState, goal: str
     """Shortest action list from `start` to any heading at `goal`, ending with "Stop"."""
     if start.viewpoint == goal:
         return [STOP]
-    return ExpertTable(navigator, goal).actions_from(start)
+    return ExpertTable(navigator, goal, start.heading_offset).actions_from(start)
 
 
-def follows_with_move_to_nearest(navigator: LowLevelNavigator, path: list[str]) -> bool:
-    """Whether every hop of `path` is some heading's "Move" target (so turning + Move can follow it)."""
-    move = navigator.move_table()
+def follows_with_move_to_nearest(navigator: LowLevelNavigator, path: list[str], heading_offset: float = 0.0) -> bool:
+    """Whether every hop of `path` is the "Move" target at some heading of the grid `heading_offset` + k * 30°
+    (so turning + Move can follow it); otherwise the teacher needs a detour."""
+    move = navigator.move_table(heading_offset)
     idx = navigator.graph.index
     return all(bool((move[idx[a]] == idx[b]).any()) for a, b in zip(path[:-1], path[1:]))

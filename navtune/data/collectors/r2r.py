@@ -1,9 +1,11 @@
 """R2R low-level labels: the BFS expert's Left/Right/Move/Stop actions over R2R episodes (any split with
 goals), i.e. the action labels of the seed-1 training data, with frames from an optional view renderer.
 
-Each instruction is one episode (`episode_id = instr_id`). The agent starts at the reference start with
-the heading snapped to 30°, as MatterSim does, and follows the expert (`navtune.graph.ExpertTable`) to the
-goal viewpoint. Without a renderer the dataset holds the labels, poses, viewpoints and distances only.
+Each instruction is one episode (`episode_id = instr_id`). The agent starts at the reference start in the
+simulator setup's heading mode (`navtune.tasks.r2r.setups`: snapped to 30° in the default discretised
+mode, the episode's own heading in seed 1's continuous mode) and follows the expert
+(`navtune.graph.ExpertTable`) to the goal viewpoint. Without a renderer the dataset holds the labels,
+poses, viewpoints and distances only.
 """
 from __future__ import annotations
 
@@ -34,7 +36,7 @@ _WORKER: dict[str, Any] = {}
 
 
 def _init_worker(root: str, data_dir: str, reward: dict, renderer_factory: RendererFactory | None,
-                 depth: bool) -> None:
+                 depth: bool, navigator: Any = None) -> None:
     key = factory_key(renderer_factory)
     if _WORKER.get("renderer_key") != key or "renderer" not in _WORKER:  # keep a simulator between runs
         old = _WORKER.get("renderer")
@@ -42,14 +44,16 @@ def _init_worker(root: str, data_dir: str, reward: dict, renderer_factory: Rende
             old.close()
         _WORKER["renderer"] = None if renderer_factory is None else renderer_factory()
         _WORKER["renderer_key"] = key
-    _WORKER.update(root=root, data_dir=data_dir, reward=RewardConfig.from_dict(reward), depth=depth)
+    _WORKER.update(root=root, data_dir=data_dir, reward=RewardConfig.from_dict(reward), depth=depth,
+                   navigator=navigator)
 
 
-def r2r_meta(graph, episode, order: int = 0, source: str = "r2r-bfs") -> EpisodeMeta:
-    """Dataset metadata of an R2R episode (start pose with the heading snapped to 30° as MatterSim does)."""
-    from navtune.graph.lowlevel import LowLevelState
+def r2r_meta(graph, episode, order: int = 0, source: str = "r2r-bfs", navigator: Any = None) -> EpisodeMeta:
+    """Dataset metadata of an R2R episode (start pose as the simulator sets it: in the default discretised
+    mode the heading snaps to 30°; `navigator` is a `navtune.graph.NavigatorConfig`)."""
+    from navtune.graph.lowlevel import navigator_for
 
-    state = LowLevelState.from_heading(episode.start, episode.heading)
+    state = navigator_for(graph, config=navigator).start_state(episode.start, episode.heading)
     p0 = graph.position(episode.start)
     return EpisodeMeta(
         episode_id=episode.instr_id,
@@ -67,11 +71,9 @@ def r2r_meta(graph, episode, order: int = 0, source: str = "r2r-bfs") -> Episode
 
 def label_episode(navigator, table, episode, order: int = 0) -> tuple[EpisodeMeta, list[dict]]:
     """The expert's states and actions for one R2R episode: (meta, [{state, action, allowed, ...}])."""
-    from navtune.graph.lowlevel import LowLevelState
-
     graph = navigator.graph
-    state = LowLevelState.from_heading(episode.start, episode.heading)
-    meta = r2r_meta(graph, episode, order)
+    state = navigator.start_state(episode.start, episode.heading)
+    meta = r2r_meta(graph, episode, order, navigator=navigator.config)
     steps = []
     traveled = 0.0
     limit = table.cost(state) + 1
@@ -104,16 +106,17 @@ def _scan_job(job: tuple[str, list[tuple[int, Any]]]) -> Iterator[PendingEpisode
 
     scan, items = job
     graph = load_connectivity(_WORKER["data_dir"], scan)
-    nav = LowLevelNavigator(graph)
-    tables: OrderedDict[str, ExpertTable] = OrderedDict()
+    nav = LowLevelNavigator(graph, config=_WORKER["navigator"])
+    tables: OrderedDict[tuple[str, float], ExpertTable] = OrderedDict()
     renderer: SceneRenderer | None = _WORKER["renderer"]
     for order, ep in items:
-        if ep.goal not in tables:
-            tables[ep.goal] = ExpertTable(nav, ep.goal)
+        key = (ep.goal, nav.start_state(ep.start, ep.heading).heading_offset)  # continuous: the path's grid
+        if key not in tables:
+            tables[key] = ExpertTable(nav, *key)
             if len(tables) > 64:
                 tables.popitem(last=False)
         try:
-            meta, steps = label_episode(nav, tables[ep.goal], ep, order)
+            meta, steps = label_episode(nav, tables[key], ep, order)
         except GoalUnreachable as e:
             yield SkippedEpisode(ep.instr_id, str(e))
             continue
@@ -156,9 +159,14 @@ def collect_r2r(
     depth: bool = True,
     progress: bool = True,
     commit_every: int | None = None,
+    preset: str | None = None,
 ) -> CollectSummary:
-    """Write the expert's low-level labels for every instruction of `R2R_<split>.json` into `out`."""
+    """Write the expert's low-level labels for every instruction of `R2R_<split>.json` into `out`, in the
+    simulator setup `preset` (`navtune.tasks.r2r.setups`; None: the default discretised "r2r")."""
     from navtune.tasks.r2r import R2RDataError, load_r2r_split, split_path
+    from navtune.tasks.r2r.setups import get_setup
+
+    setup = get_setup(preset)
 
     episodes = load_r2r_split(data_dir, split)
     if scans:
@@ -183,6 +191,8 @@ def collect_r2r(
         "limit": limit,
         "scans": sorted(scans) if scans else None,
     }
+    if preset is not None:  # datasets written before presets existed resume unchanged
+        info["preset"] = setup.name
     writer = DatasetWriter(out, info)
     summary = CollectSummary(out=str(out))
     left = plan(writer, [e.instr_id for e in episodes], summary)
@@ -202,7 +212,7 @@ def collect_r2r(
         summary=summary,
         workers=workers,
         init=_init_worker,
-        init_args=(str(writer.root), str(data_dir), reward.to_dict(), renderer_factory, depth),
+        init_args=(str(writer.root), str(data_dir), reward.to_dict(), renderer_factory, depth, setup.navigator),
         desc=f"R2R {split} labels",
         progress=progress,
         # frameless episodes are tiny: group their manifest appends (one fsync per 64 episodes)

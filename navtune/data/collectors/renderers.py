@@ -14,10 +14,10 @@ from typing import Any, Callable
 RENDERERS = ("none", "house", "mp3d")
 
 
-def _mp3d(skybox_dir: str, data_dir: str, width: int, height: int, depth: bool) -> Any:
+def _mp3d(skybox_dir: str, data_dir: str, width: int, height: int, depth: bool, camera: Any = None) -> Any:
     from navtune.envs.mp3d import CameraSpec, SkyboxViews
 
-    return SkyboxViews(skybox_dir, data_dir, camera=CameraSpec(width=width, height=height), depth=depth)
+    return SkyboxViews(skybox_dir, data_dir, camera=camera or CameraSpec(width=width, height=height), depth=depth)
 
 
 class HouseScenes:
@@ -47,8 +47,10 @@ def renderer_factory(
     width: int = 320,
     height: int = 240,
     depth: bool = True,
+    camera: Any = None,
 ) -> Callable[[], Any] | None:
-    """The factory for renderer `name` (None for "none"); clear errors for missing inputs."""
+    """The factory for renderer `name` (None for "none"); clear errors for missing inputs. `camera` (a
+    `navtune.graph.Camera`, e.g. an R2R setup's) replaces width x height for the mp3d renderer."""
     if name == "none":
         return None
     if name == "mp3d":
@@ -56,7 +58,7 @@ def renderer_factory(
             raise ValueError("renderer 'mp3d' needs --skybox-dir (the Matterport3D skybox images)")
         if not Path(skybox_dir).is_dir():
             raise ValueError(f"--skybox-dir {skybox_dir}: folder not found")
-        return functools.partial(_mp3d, str(skybox_dir), str(data_dir), width, height, depth)
+        return functools.partial(_mp3d, str(skybox_dir), str(data_dir), width, height, depth, camera)
     if name == "house":
         return functools.partial(_house, str(data_dir), width, height, depth)
     raise ValueError(f"unknown renderer {name!r}; known: {', '.join(RENDERERS)}")

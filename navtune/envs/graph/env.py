@@ -1,4 +1,5 @@
-"""`GraphNavEnv`: the NavEnv protocol over any NavGraph with MatterSim low-level semantics.
+"""`GraphNavEnv`: the NavEnv protocol over any NavGraph with MatterSim low-level semantics, in the heading
+mode and camera of a `navtune.graph.NavigatorConfig` (an R2R setup's, e.g. `navtune.tasks.r2r.setups`).
 
 Works for R2R (one graph per Matterport3D scan, frames from an optional skybox `ViewRenderer`) and for a
 graph built over a generated house (frames from the house renderer). Without a renderer the observation's
@@ -14,7 +15,7 @@ import numpy as np
 from navtune.core.actions import GRAPH_ACTIONS, MOVE, STOP
 from navtune.envs.protocol import Observation, Pose, StepResult, check_step
 from navtune.graph.expert import ExpertTable
-from navtune.graph.lowlevel import DEFAULT_HFOV, LowLevelNavigator, LowLevelState, navigator_for
+from navtune.graph.lowlevel import ADJUST, LowLevelNavigator, LowLevelState, NavigatorConfig, navigator_for
 from navtune.graph.navgraph import NavGraph
 
 DEFAULT_MAX_STEPS = 50
@@ -77,8 +78,10 @@ class GraphNavEnv:
     """Left/Right/Move/Stop on a navigation graph. `graphs` is one NavGraph or a scan -> NavGraph mapping /
     callable; `renderer` is one ViewRenderer or a scan -> ViewRenderer callable (or None: no frames).
 
-    Observation.allowed_actions drops Move where nothing is navigable; a Move there leaves the agent in
-    place and reports `collided=True`. The episode ends on Stop or after `max_steps` actions."""
+    `navigator` sets the heading mode (discretised / continuous), the camera's fov and whether Adjust is an
+    action; `hfov` (radians) overrides the camera's horizontal fov. Observation.allowed_actions drops Move
+    (and Adjust) where nothing is navigable; a Move there leaves the agent in place and reports
+    `collided=True`. The episode ends on Stop or after `max_steps` actions."""
 
     action_space: tuple[str, ...] = GRAPH_ACTIONS
 
@@ -87,13 +90,16 @@ class GraphNavEnv:
         graphs: GraphSource,
         renderer: RendererSource = None,
         max_steps: int = DEFAULT_MAX_STEPS,
-        hfov: float = DEFAULT_HFOV,
+        hfov: float | None = None,
         success_radius: float = DEFAULT_SUCCESS_RADIUS,
+        navigator: NavigatorConfig | None = None,
     ):
         self._graphs = graphs
         self._renderer = renderer
         self.max_steps = max_steps
-        self.hfov = hfov
+        self.nav_config = navigator if navigator is not None else NavigatorConfig()
+        self.hfov = hfov if hfov is not None else self.nav_config.camera.hfov
+        self.action_space = self.nav_config.action_space
         self.success_radius = success_radius
         self.episode: GraphEpisode | None = None
 
@@ -122,7 +128,7 @@ class GraphNavEnv:
         return r(scan)
 
     def _nav_for(self, graph: NavGraph) -> LowLevelNavigator:
-        return navigator_for(graph, self.hfov)
+        return navigator_for(graph, self.hfov, self.nav_config)
 
     def _observe(self) -> Observation:
         s, g = self.state, self.graph
@@ -162,7 +168,7 @@ class GraphNavEnv:
         self.episode = ep
         self.navigator = self._nav_for(self.graph)
         self.renderer = self._renderer_for(ep.scan)
-        self.state = LowLevelState.from_heading(ep.start, ep.heading)  # MatterSim snaps to the nearest 30°
+        self.state: LowLevelState = self.navigator.start_state(ep.start, ep.heading)  # snapped in discretised mode
         self.steps = 0
         self.distance_traveled = 0.0
         self.done = False
@@ -172,11 +178,11 @@ class GraphNavEnv:
         return self._observe()
 
     def step(self, action: str) -> StepResult:
-        check_step(self, action, GRAPH_ACTIONS)
+        check_step(self, action, self.action_space)
         collided = False
         self.steps += 1
         self.actions.append(action)
-        if action == MOVE and not self.navigator.move_possible(self.state):
+        if action in (MOVE, ADJUST) and not self.navigator.move_possible(self.state):
             collided = True
         elif action != STOP:
             nxt = self.navigator.step(self.state, action)
@@ -198,8 +204,8 @@ class GraphNavEnv:
         """The BFS expert's action from the current state (one cost-to-go table per episode)."""
         if self.episode is None:
             raise RuntimeError("call reset(episode) before expert_action()")
-        if self._expert is None:
-            self._expert = ExpertTable(self.navigator, self.episode.goal)
+        if self._expert is None or not self._expert.covers(self.state):  # an Adjust leaves the heading grid
+            self._expert = ExpertTable(self.navigator, self.episode.goal, self.state.heading_offset)
         return self._expert.action(self.state)
 
     def metrics(self) -> dict[str, float]:

@@ -13,13 +13,14 @@ import math
 import os
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from navtune.envs.mp3d.cubemap import DEFAULT_VFOV, NUM_FACES, render_depth, render_view
+from navtune.envs.mp3d.cubemap import NUM_FACES, render_depth, render_view
+from navtune.envs.mp3d.resize import lanczos4_resize
+from navtune.graph.lowlevel import Camera
 
 SKYBOX_SUBDIR = "matterport_skybox_images"
 DEFAULT_FACE_SIZE = 512  # MatterSim's downsize_skybox.py size; enough for 320x240 at 60° vfov
@@ -165,13 +166,9 @@ class FaceCache:
             self._items.clear()
 
 
-@dataclass
-class CameraSpec:
-    """MatterSim's camera: the seed model saw 320x240 at a 60° vertical fov."""
-
-    width: int = 320
-    height: int = 240
-    vfov: float = DEFAULT_VFOV
+#: MatterSim's camera (width, height, vfov, optional Lanczos output size): the graph world's `Camera`, one
+#: type for the renderer and the navigability test.
+CameraSpec = Camera
 
 
 class SkyboxRenderer:
@@ -210,10 +207,14 @@ class SkyboxRenderer:
             raise SkyboxError(f"scan {self.scan}: viewpoint {viewpoint_id!r} is not in the connectivity file") from None
 
     def render(self, viewpoint_id: str, heading: float, elevation: float = 0.0) -> tuple[np.ndarray, np.ndarray | None]:
-        """(H, W, 3) uint8 RGB view and, when enabled, (H, W) float32 depth in metres."""
+        """(H, W, 3) uint8 RGB view and, when enabled, (H, W) float32 depth in metres, at any heading and
+        elevation; rendered at the camera's width x height and, when it has an output size, resized to it
+        (RGB with OpenCV's Lanczos-4, as seed 1's frames were; depth by nearest texel, so holes stay holes)."""
         rot = self.rotation(viewpoint_id)
         cam = self.camera
         rgb = render_view(self.faces(viewpoint_id), rot, heading, elevation, cam.width, cam.height, cam.vfov)
+        if cam.output_size is not None:
+            rgb = lanczos4_resize(rgb, cam.output_size)
         depth = None
         if self.depth:
             dfaces = self.cache.get(
@@ -221,6 +222,11 @@ class SkyboxRenderer:
                 lambda: load_depth_faces(self.skybox_root, self.scan, viewpoint_id),
             )
             depth = render_depth(dfaces, rot, heading, elevation, cam.width, cam.height, cam.vfov)
+            if cam.output_size is not None:
+                ow, oh = cam.output_size
+                rows = ((2 * np.arange(oh) + 1) * cam.height) // (2 * oh)  # the texel under each output centre
+                cols = ((2 * np.arange(ow) + 1) * cam.width) // (2 * ow)
+                depth = depth[np.ix_(rows, cols)]
         return rgb, depth
 
 

@@ -1,4 +1,8 @@
-"""Low-level expert over a whole R2R split: action labels and trajectories in the R2R prediction format."""
+"""Low-level expert over a whole R2R split: action labels and trajectories in the R2R prediction format.
+
+In continuous-heading mode (seed 1's setup) each path's headings are its start heading + k * 30°, so the
+expert searches that grid; a path needs a *detour* when one of its hops is never the viewpoint closest to
+the view centre at any of those 12 headings (Move cannot take it, the teacher walks around)."""
 from __future__ import annotations
 
 import statistics
@@ -7,7 +11,7 @@ from typing import Mapping, Sequence
 
 from navtune.core.actions import STOP
 from navtune.graph.expert import ExpertTable, GoalUnreachable, follows_with_move_to_nearest
-from navtune.graph.lowlevel import LowLevelNavigator, LowLevelState
+from navtune.graph.lowlevel import LowLevelNavigator, LowLevelState, NavigatorConfig
 from navtune.graph.navgraph import NavGraph
 from navtune.tasks.r2r.data import R2REpisode
 
@@ -19,11 +23,17 @@ class ExpertStats:
     followable: int = 0  # reference paths that turning + Move-to-nearest can follow exactly
     lengths: list[int] = field(default_factory=list)  # optimal action counts incl. Stop (reachable paths)
 
+    @property
+    def detours(self) -> int:
+        """Reference paths with a hop Move-to-nearest never takes (the teacher must go another way)."""
+        return self.paths - self.followable
+
     def summary(self) -> dict:
         return {
             "paths": self.paths,
             "reachable": self.reachable,
             "followable": self.followable,
+            "detours": self.detours,
             "mean_actions": statistics.fmean(self.lengths) if self.lengths else float("nan"),
             "max_actions": max(self.lengths) if self.lengths else 0,
         }
@@ -42,9 +52,11 @@ def rollout(navigator: LowLevelNavigator, start: LowLevelState, actions: Sequenc
 
 
 def split_expert(
-    episodes: Sequence[R2REpisode], graphs: Mapping[str, NavGraph], progress: bool = False
+    episodes: Sequence[R2REpisode], graphs: Mapping[str, NavGraph], progress: bool = False,
+    config: NavigatorConfig | None = None,
 ) -> tuple[ExpertStats, dict[str, list[str]], dict[str, list[list]]]:
-    """(stats per reference path, instr_id -> expert actions, instr_id -> expert trajectory)."""
+    """(stats per reference path, instr_id -> expert actions, instr_id -> expert trajectory) in the
+    navigation mode of `config` (default: discretised views)."""
     navs: dict[str, LowLevelNavigator] = {}
     by_path: dict[int, list[R2REpisode]] = {}
     for e in episodes:
@@ -59,12 +71,12 @@ def split_expert(
         items = tqdm(items, desc="expert", unit="path")
     for group in items:
         ep = group[0]
-        nav = navs.get(ep.scan) or navs.setdefault(ep.scan, LowLevelNavigator(graphs[ep.scan]))
-        start = LowLevelState.from_heading(ep.start, ep.heading)
+        nav = navs.get(ep.scan) or navs.setdefault(ep.scan, LowLevelNavigator(graphs[ep.scan], config=config))
+        start = nav.start_state(ep.start, ep.heading)
         stats.paths += 1
-        stats.followable += follows_with_move_to_nearest(nav, list(ep.path))
+        stats.followable += follows_with_move_to_nearest(nav, list(ep.path), start.heading_offset)
         try:
-            acts = ExpertTable(nav, ep.goal).actions_from(start) if ep.start != ep.goal else [STOP]
+            acts = ExpertTable(nav, ep.goal, start.heading_offset).actions_from(start) if ep.start != ep.goal else [STOP]
         except GoalUnreachable:
             continue
         stats.reachable += 1
