@@ -20,10 +20,10 @@ import os
 from dataclasses import asdict, dataclass, field
 from typing import Any, Sequence
 
+from navtune.data.collectors.renderers import RENDERERS
 from navtune.envs.protocol import NavEnv, Observation, StepResult
 
 BACKENDS = ("graph", "house-objectnav", "habitat-objectnav")
-RENDERERS = ("none", "house", "mp3d")
 
 
 @dataclass(frozen=True)
@@ -132,37 +132,15 @@ def shard(episodes: Sequence[EvalEpisode], num_shards: int, shard_id: int) -> li
 
 
 # ------------------------------------------------------------------------------------------------ envs
-class _SceneRenderer:
-    """Adapts a collector-style renderer `render(scan, viewpoint, heading)` to GraphNavEnv's per-scan
-    `render(viewpoint, heading, elevation)`."""
-
-    def __init__(self, inner: Any, scan: str):
-        self.inner, self.scan = inner, scan
-
-    def render(self, viewpoint_id: str, heading: float, elevation: float = 0.0):
-        return self.inner.render(self.scan, viewpoint_id, heading)
-
-
 def _graph_renderer(task: EvalTask):
+    """scan -> view renderer for the task's `renderer` (None: a frameless graph world)."""
     if task.renderer == "none":
         return None
-    if task.renderer == "house":  # one MiniWorld world serves every house scan of this process
-        os.environ.setdefault("PYGLET_HEADLESS", "1")
-        from navtune.envs.house.renderer import HouseRenderers
+    from navtune.data.collectors.renderers import per_scan, renderer_factory
 
-        return HouseRenderers(width=task.width, height=task.height, depth=task.depth)
-    from navtune.data.collectors.renderers import renderer_factory
-
-    inner = renderer_factory(task.renderer, data_dir=task.data_dir, skybox_dir=task.skybox_dir,
-                             width=task.width, height=task.height, depth=task.depth)()
-    cache: dict[str, _SceneRenderer] = {}
-
-    def for_scan(scan: str) -> _SceneRenderer:
-        if scan not in cache:
-            cache[scan] = _SceneRenderer(inner, scan)
-        return cache[scan]
-
-    return for_scan
+    os.environ.setdefault("PYGLET_HEADLESS", "1")
+    return per_scan(renderer_factory(task.renderer, data_dir=task.data_dir, skybox_dir=task.skybox_dir,
+                                     width=task.width, height=task.height, depth=task.depth)())
 
 
 def make_env(task: EvalTask) -> NavEnv:
