@@ -175,10 +175,15 @@ def dagger(
         src = _source(task, episodes, split, width, height, depth, limit, max_steps, renderer, skybox_dir)
     space = src.info["action_space"]
     if policy == "vlm":
+        from navtune.agents.prompts import format_class
+
         if model is None:
             raise typer.BadParameter("policy vlm needs --model", param_hint="--model")
-        pol = make_policy("vlm", model_path=str(model), format=format, device=device,
-                          **({"action_space": space} if format == "chat" else {}))
+        with _user_errors():
+            speaks = format_class(format).action_spaces
+        if space not in speaks:
+            raise typer.BadParameter(f"policy speaks {' / '.join(speaks)} actions but task {task} uses {space}")
+        pol = make_policy("vlm", model_path=str(model), format=format, device=device, action_space=space)
     elif policy == "random":
         pol = make_policy("random", action_space=space, seed=seed, include_stop=False)
     else:

@@ -70,14 +70,13 @@ def build_policy(spec: AgentSpec, action_space: str, loaded: tuple[Any, Any] | N
         return make_policy("random", action_space=action_space, seed=spec.seed)
     if spec.kind in ("forward", "oracle"):
         return make_policy(spec.kind, action_space=action_space)
-    model, processor = loaded if loaded is not None else load_vlm(spec.model, spec.adapter, spec.dtype, spec.device)
-    kwargs: dict[str, Any] = {"format": spec.format, "decode": spec.decode, "mode": spec.mode,
-                              "system_prompt_file": spec.system_prompt_file, "model_path": spec.model,
-                              "image_size": spec.image_size}
-    if spec.format == "chat":
-        kwargs["action_space"] = action_space
-    policy = make_policy("vlm", model=model, processor=processor, **kwargs)
-    if policy.action_space != action_space:
-        raise ValueError(f"prompt format {spec.format!r} speaks the {policy.action_space} action space, but the "
+    from navtune.agents.prompts import format_class
+
+    speaks = format_class(spec.format).action_spaces
+    if action_space not in speaks:
+        raise ValueError(f"prompt format {spec.format!r} speaks the {' / '.join(speaks)} action space, but the "
                          f"episodes need {action_space}")
-    return policy
+    model, processor = loaded if loaded is not None else load_vlm(spec.model, spec.adapter, spec.dtype, spec.device)
+    return make_policy("vlm", model=model, processor=processor, format=spec.format, decode=spec.decode,
+                       mode=spec.mode, system_prompt_file=spec.system_prompt_file, model_path=spec.model,
+                       image_size=spec.image_size, action_space=action_space)
