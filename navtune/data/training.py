@@ -67,7 +67,7 @@ class FormatSamples(Dataset):
         self.ds = dataset if isinstance(dataset, EpisodeDataset) else EpisodeDataset(dataset)
         if target not in ("action", "expert"):
             raise ValueError(f"target must be 'action' or 'expert' (got {target!r})")
-        spaces = {ep["action_space"] for ep in self.ds}
+        spaces = {ep.action_space for ep in self.ds}
         speaks = format_class(format).action_spaces
         bad = spaces - set(speaks)
         if bad:
@@ -91,18 +91,18 @@ class FormatSamples(Dataset):
             self.episodes = list(range(len(self.ds)))
         else:
             wanted = set(episode_ids)
-            self.episodes = [i for i, ep in enumerate(self.ds) if ep["episode_id"] in wanted]
-            missing = wanted - {self.ds[i]["episode_id"] for i in self.episodes}
+            self.episodes = [i for i, ep in enumerate(self.ds) if ep.episode_id in wanted]
+            missing = wanted - {self.ds[i].episode_id for i in self.episodes}
             if missing:
                 raise KeyError(f"{self.ds.manifest_path}: no episode(s) {sorted(missing)[:5]}")
         for i in self.episodes:
             ep = self.ds[i]
-            for s in ep["steps"]:
-                if s.get("rgb") is None:
-                    raise ValueError(f"{self.ds.root}: episode {ep['episode_id']!r} step {s['t']}: no rgb frame "
+            for s in ep.steps:
+                if s.rgb is None:
+                    raise ValueError(f"{self.ds.root}: episode {ep.episode_id!r} step {s.t}: no rgb frame "
                                      "(a VLM needs images; collect with a renderer)")
-                if target == "expert" and s.get("expert_action") is None:
-                    raise ValueError(f"{self.ds.root}: episode {ep['episode_id']!r} step {s['t']}: no expert_action")
+                if target == "expert" and s.expert_action is None:
+                    raise ValueError(f"{self.ds.root}: episode {ep.episode_id!r} step {s.t}: no expert_action")
 
     # ------------------------------------------------------------ steps -> prompt inputs
     def step_inputs(self, e: int) -> tuple[list[Any], list[str], list[str]]:
@@ -110,23 +110,23 @@ class FormatSamples(Dataset):
         from navtune.agents.prompts import StepInput
 
         ep = self.ds[e]
-        space = ACTION_SPACES[ep["action_space"]]
+        space = ACTION_SPACES[ep.action_space]
         steps, executed = [], []
-        for s in ep["steps"]:
-            t = s["t"]
+        for s in ep.steps:
+            t = s.t
             steps.append(
                 StepInput(
-                    instruction=ep.get("instruction") or "",
+                    instruction=ep.instruction or "",
                     step=t,
-                    distance=_round(s.get("info", {}).get("distance_traveled", 0.0), self.distance_decimals),
+                    distance=_round(s.info.get("distance_traveled", 0.0), self.distance_decimals),
                     previous_actions=list(executed),
-                    allowed_actions=tuple(s.get("allowed_actions") or space),
+                    allowed_actions=tuple(s.allowed_actions or space),
                     image=FrameRef(e, t),
                     previous_images=[FrameRef(e, k) for k in range(t)],
                 )
             )
-            executed.append(s["action"])
-        labels = [s["expert_action"] for s in ep["steps"]] if self.target == "expert" else list(executed)
+            executed.append(s.action)
+        labels = [s.expert_action for s in ep.steps] if self.target == "expert" else list(executed)
         return steps, executed, labels
 
     # ------------------------------------------------------------ tokenization
@@ -201,7 +201,7 @@ class FormatSamples(Dataset):
     def rewards(self, i: int) -> list[float]:
         """Per-step rewards of the i-th episode (NaN when unknown), without decoding frames."""
         ep = self.ds[self.episodes[i]]
-        return [math.nan if s.get("reward") is None else float(s["reward"]) for s in ep["steps"]]
+        return [math.nan if s.reward is None else float(s.reward) for s in ep.steps]
 
 
 class StepSamples(FormatSamples):
@@ -215,7 +215,7 @@ class StepSamples(FormatSamples):
         if format_class(format).unit != "step":
             raise ValueError(f"StepSamples is for formats trained per step; use EpisodeSamples for {format!r}")
         super().__init__(dataset, processor, format, **kwargs)
-        self.index = [(e, s["t"]) for e in self.episodes for s in self.ds[e]["steps"]]
+        self.index = [(e, s.t) for e in self.episodes for s in self.ds[e].steps]
 
     def __len__(self) -> int:
         return len(self.index)
@@ -226,9 +226,9 @@ class StepSamples(FormatSamples):
         rendered = self.format.render_step(steps[t], self.system_prompt) + self.format.render_target(labels[t])
         sample = self.encode(rendered)
         ep = self.ds[e]
-        s = ep["steps"][t]
-        sample.update(episode_id=ep["episode_id"], t=t, allowed=[tuple(steps[t].allowed_actions)],
-                      reward=s.get("reward"), ret=s.get("return"))
+        s = ep.steps[t]
+        sample.update(episode_id=ep.episode_id, t=t, allowed=[tuple(steps[t].allowed_actions)],
+                      reward=s.reward, ret=s.ret)
         return sample
 
 
@@ -250,12 +250,12 @@ class EpisodeSamples(FormatSamples):
         steps, executed, labels = self.step_inputs(e)
         if self.format.unit == "episode":  # one sample of the executed actions, relabelled (DAgger)
             (rendered,) = self.format.render_episode(steps, executed, self.system_prompt)
-            chunks = [self._relabel(self.encode(rendered), labels, f"{self.ds.root}: episode {ep['episode_id']!r}")]
+            chunks = [self._relabel(self.encode(rendered), labels, f"{self.ds.root}: episode {ep.episode_id!r}")]
         else:
             memo: dict = {}  # this episode's frames, decoded once for all its step prompts
             chunks = [self.encode(r, memo) for r in self.format.render_episode(steps, labels, self.system_prompt)]
         return {
-            "episode_id": ep["episode_id"],
+            "episode_id": ep.episode_id,
             "chunks": chunks,
             "actions": labels,
             "allowed": [tuple(s.allowed_actions) for s in steps],

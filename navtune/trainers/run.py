@@ -63,9 +63,9 @@ def check_dataset_format(data_dir: str | Path, fmt: str) -> None:
         raise TrainSetupError(f"{ds.root}/dataset_info.json: field 'prompt.format' is "
                               f"{ds.info['prompt']['format']!r} but training uses --format {fmt}")
     for ep in ds.episodes:
-        if ep["action_space"] not in want:
+        if ep.action_space not in want:
             raise TrainSetupError(
-                f"{ds.manifest_path}: episode {ep['episode_id']!r} field 'action_space' is {ep['action_space']!r} "
+                f"{ds.manifest_path}: episode {ep.episode_id!r} field 'action_space' is {ep.action_space!r} "
                 f"but prompt format {fmt!r} speaks {' / '.join(want)} actions: dataset and format do not match")
     if len(ds) == 0:
         raise TrainSetupError(f"{ds.manifest_path}: the dataset has no episodes")
