@@ -6,7 +6,6 @@ rgb and depth are None and the env is a pure graph world (fast: replay, expert d
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Protocol, runtime_checkable
 
 import numpy as np
@@ -16,6 +15,7 @@ from navtune.envs.protocol import Observation, Pose, StepResult, check_step
 from navtune.graph.expert import ExpertTable
 from navtune.graph.lowlevel import DEFAULT_HFOV, LowLevelNavigator, LowLevelState, navigator_for
 from navtune.graph.navgraph import NavGraph
+from navtune.tasks.r2r.data import R2REpisode
 
 DEFAULT_MAX_STEPS = 50
 DEFAULT_SUCCESS_RADIUS = 3.0
@@ -26,47 +26,6 @@ class ViewRenderer(Protocol):
     """Renders the camera view at a viewpoint: (rgb (H, W, 3) uint8, depth (H, W) float32 metres or None)."""
 
     def render(self, viewpoint_id: str, heading: float, elevation: float) -> tuple[np.ndarray, np.ndarray | None]: ...
-
-
-@dataclass(frozen=True)
-class GraphEpisode:
-    """What the env needs of an episode (R2R form): start viewpoint and heading, reference path, instruction."""
-
-    episode_id: str
-    scan: str
-    path: tuple[str, ...]  # reference path start..goal (or just (start, goal) when only the goal is known)
-    heading: float
-    instruction: str | None = None
-
-    @property
-    def start(self) -> str:
-        return self.path[0]
-
-    @property
-    def goal(self) -> str:
-        return self.path[-1]
-
-    @classmethod
-    def coerce(cls, episode: Any) -> "GraphEpisode":
-        """From a GraphEpisode, an R2REpisode-like object, or a dict in R2R form
-        ({scan, path | start+goal, heading, instruction | instructions, instr_id | episode_id | path_id})."""
-        if isinstance(episode, GraphEpisode):
-            return episode
-        get = episode.get if isinstance(episode, Mapping) else (lambda k, d=None: getattr(episode, k, d))
-        path = get("path")
-        if path is None:
-            start, goal = get("start"), get("goal")
-            if start is None or goal is None:
-                raise ValueError("episode needs 'path' or both 'start' and 'goal' viewpoints")
-            path = (start, goal)
-        path = tuple(path)
-        if not path:
-            raise ValueError("episode 'path' is empty")
-        instr = get("instruction")
-        if instr is None and get("instructions"):
-            instr = get("instructions")[0]
-        eid = get("instr_id") or get("episode_id") or get("path_id") or ""
-        return cls(str(eid), str(get("scan", "") or ""), path, float(get("heading", 0.0) or 0.0), instr)
 
 
 GraphSource = NavGraph | Mapping[str, NavGraph] | Callable[[str], NavGraph]
@@ -95,7 +54,7 @@ class GraphNavEnv:
         self.max_steps = max_steps
         self.hfov = hfov
         self.success_radius = success_radius
-        self.episode: GraphEpisode | None = None
+        self.episode: R2REpisode | None = None
 
     @classmethod
     def for_r2r(cls, data_dir, renderer: RendererSource = None, **kwargs) -> "GraphNavEnv":
@@ -153,8 +112,9 @@ class GraphNavEnv:
         }
 
     # ------------------------------------------------------------------ NavEnv
-    def reset(self, episode: Any) -> Observation:
-        ep = GraphEpisode.coerce(episode)
+    def reset(self, episode: R2REpisode | Mapping[str, Any]) -> Observation:
+        """Start an `R2REpisode` (or its R2R-form dict, read with `R2REpisode.from_dict`)."""
+        ep = episode if isinstance(episode, R2REpisode) else R2REpisode.from_dict(dict(episode), "reset(episode)")
         self.graph = self._graph_for(ep.scan)
         for k, vid in enumerate(ep.path):
             if vid not in self.graph.index:
