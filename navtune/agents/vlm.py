@@ -345,7 +345,7 @@ class VLMPolicy(BasePolicy):
                          image=obs.rgb, previous_images=list(st.frames))
 
     # ------------------------------------------------------------ acting
-    def _act(self, observations: dict[Slot, Observation]) -> dict[Slot, ActionOutput]:
+    def _act(self, observations: dict[Slot, Observation], expert_actions: dict[Slot, str]) -> dict[Slot, ActionOutput]:
         slots = list(observations)
         for s in slots:
             if s not in self.slots:

@@ -26,6 +26,7 @@ from typing import Any, Callable, Iterable, Protocol, Sequence
 
 import numpy as np
 
+from navtune.agents.policy import Policy, act_with_expert
 from navtune.core.actions import STOP_ACTIONS
 from navtune.core.io import append_jsonl, atomic_write_bytes, read_jsonl
 from navtune.envs.protocol import Observation, StepResult
@@ -149,7 +150,7 @@ def build_row(run: _Run, task: EvalTask, metrics: dict, cfg: EvalConfig, policy_
 
 
 def evaluate(
-    policy: Any,
+    policy: Policy,
     task: EvalTask,
     episodes: Sequence[EvalEpisode],
     results_path: str | Path,
@@ -174,8 +175,8 @@ def evaluate(
     if own_pool:
         pool = make_pool(task, max(1, min(cfg.num_envs, len(todo))), cfg.processes)
     n_slots = min(len(pool), max(1, cfg.num_envs))
-    policy_name = getattr(policy, "name", type(policy).__name__)
-    want_labels = bool(getattr(policy, "needs_expert", False)) or cfg.expert_labels
+    policy_name = policy.name
+    want_labels = policy.needs_expert or cfg.expert_labels
     frames_root = results_path.parent / "frames"
     runs: dict[int, _Run] = {}
     to_reset: dict[int, _Run] = {}
@@ -213,7 +214,7 @@ def evaluate(
                 for s, (obs, expert) in answers.items():
                     r = to_reset[s]
                     r.obs, r.expert = obs, expert
-                    policy.reset(s)
+                    policy.reset(s, episode_id=r.ep.episode_id)
                     if r.phase == "epa":
                         r.epa_poses.append(_pose(obs))
                     else:
@@ -224,12 +225,8 @@ def evaluate(
                     runs[s] = r
                 to_reset.clear()
             # 2. one batched policy call over every running slot
-            obs_map = {}
-            for s, r in runs.items():
-                if r.expert is not None:
-                    r.obs.info["expert_action"] = r.expert
-                obs_map[s] = r.obs
-            chosen = policy.act(obs_map)
+            chosen = act_with_expert(policy, {s: r.obs for s, r in runs.items()},
+                                     {s: r.expert for s, r in runs.items()})
             # 3. step every env with its executed action
             calls = {}
             for s, r in runs.items():
@@ -240,7 +237,7 @@ def evaluate(
                     policy.set_executed_action(s, r.expert)
                     a = r.expert
                 else:
-                    out = getattr(policy, "last_outputs", {}).get(s)
+                    out = policy.last_outputs.get(s)
                     valid = True if out is None else bool(out.valid)
                     r.valid.append(valid)
                     if not valid and out is not None and out.text is not None:
@@ -257,7 +254,7 @@ def evaluate(
                     r.epa_poses.append(_pose(obs))
                     over = res.done or len(r.epa_expert) >= cfg.max_steps_cap
                     if over:  # the expert's path is done: now the policy drives the same episode
-                        policy.reset(s)
+                        policy.reset(s, episode_id=r.ep.episode_id)
                         del runs[s]
                         to_reset[s] = r
                         r.phase = "policy"

@@ -11,7 +11,7 @@ from typing import Any, Callable, Mapping, Protocol, runtime_checkable
 import numpy as np
 
 from navtune.core.actions import GRAPH_ACTIONS, MOVE, STOP
-from navtune.envs.protocol import Observation, Pose, StepResult, check_step
+from navtune.envs.protocol import Observation, Pose, StepResult, check_expert, check_step
 from navtune.graph.expert import ExpertTable
 from navtune.graph.lowlevel import DEFAULT_HFOV, LowLevelNavigator, LowLevelState, navigator_for
 from navtune.graph.navgraph import NavGraph
@@ -156,8 +156,7 @@ class GraphNavEnv:
 
     def expert_action(self) -> str:
         """The BFS expert's action from the current state (one cost-to-go table per episode)."""
-        if self.episode is None:
-            raise RuntimeError("call reset(episode) before expert_action()")
+        check_expert(self)
         if self._expert is None:
             self._expert = ExpertTable(self.navigator, self.episode.goal)
         return self._expert.action(self.state)
