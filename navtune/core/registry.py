@@ -1,7 +1,9 @@
-"""A tiny name -> object registry (habitat-lab style) for prompt formats, metrics, agents and backends."""
+"""A tiny name -> object registry (habitat-lab style) for prompt formats, measures, policies, tasks and
+backends, and the plugin modules that add to them."""
 from __future__ import annotations
 
-from typing import Callable, Generic, TypeVar
+import importlib
+from typing import Callable, Generic, Iterable, TypeVar
 
 T = TypeVar("T")
 
@@ -32,5 +34,31 @@ class Registry(Generic[T]):
     def keys(self) -> list[str]:
         return sorted(self._items)
 
+    def values(self) -> list[T]:
+        """The registered objects in registration order."""
+        return list(self._items.values())
+
     def __contains__(self, name: str) -> bool:
         return name in self._items
+
+
+#: Group of installed packages' entry points naming plugin modules (``navtune.plugins``).
+PLUGIN_GROUP = "navtune.plugins"
+_PLUGINS: list[str] = []
+
+
+def import_plugins(modules: Iterable[str] = ()) -> tuple[str, ...]:
+    """Import plugin modules (each registers its prompt formats / backends / measures when imported) and
+    remember them, so that worker processes can import the same ones. Returns every plugin imported so far."""
+    for name in modules:
+        importlib.import_module(name)
+        if name not in _PLUGINS:
+            _PLUGINS.append(name)
+    return tuple(_PLUGINS)
+
+
+def installed_plugins() -> list[str]:
+    """Module names that installed packages declare under the ``navtune.plugins`` entry-point group."""
+    from importlib.metadata import entry_points
+
+    return [ep.value.partition(":")[0] for ep in entry_points(group=PLUGIN_GROUP)]

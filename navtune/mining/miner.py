@@ -24,26 +24,20 @@ from navtune.envs.protocol import Observation, StepResult
 from navtune.data.collectors.common import geodesic_of, observed_step  # the collectors' own step record
 from navtune.evaluation.backends import EvalEpisode, EvalTask
 from navtune.evaluation.harness import EvalConfig, evaluate
+from navtune.evaluation.registry import backend_spec
 from navtune.metrics.failures import FAILURE_MODES, FailureConfig
 
 MINE_LOG = "mine.jsonl"
 
 
 def episode_meta(task: EvalTask, ep: EvalEpisode, source: str = "dagger") -> EpisodeMeta:
-    """Dataset metadata of an evaluation episode, as the data collectors write it."""
-    p = ep.payload
-    if task.backend == "graph":
-        from navtune.data.collectors.r2r import r2r_meta
-        from navtune.tasks.r2r import load_connectivity
-
-        meta = r2r_meta(load_connectivity(task.data_dir, p.scan), p, ep.order, source=source)
-        meta.task = "vln" if p.scan.startswith("house_") else "r2r"
-        return meta
-    from navtune.data.collectors.expert import objectnav_meta
-
-    meta = objectnav_meta(p, ep.order)
-    meta.source = source
-    return meta
+    """Dataset metadata of an evaluation episode, as the data collectors write it (the backend's
+    `dataset_meta`, else the EvalEpisode's own fields)."""
+    spec = backend_spec(task.backend)
+    if spec.dataset_meta is not None:
+        return spec.dataset_meta(task, ep, source)
+    return EpisodeMeta(episode_id=ep.episode_id, task=task.task, action_space=task.action_space, scene=ep.scene,
+                       instruction=ep.instruction, target=ep.target, order=ep.order, source=source)
 
 
 @dataclass

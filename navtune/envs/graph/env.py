@@ -37,7 +37,8 @@ class GraphNavEnv:
     callable; `renderer` is one ViewRenderer or a scan -> ViewRenderer callable (or None: no frames).
 
     Observation.allowed_actions drops Move where nothing is navigable; a Move there leaves the agent in
-    place and reports `collided=True`. The episode ends on Stop or after `max_steps` actions."""
+    place and reports `collided=True`. The episode ends on Stop or after `max_steps` actions (None: only on
+    Stop; evaluation applies its budget with a `TimeLimit` wrapper)."""
 
     action_space: tuple[str, ...] = GRAPH_ACTIONS
 
@@ -45,7 +46,7 @@ class GraphNavEnv:
         self,
         graphs: GraphSource,
         renderer: RendererSource = None,
-        max_steps: int = DEFAULT_MAX_STEPS,
+        max_steps: int | None = DEFAULT_MAX_STEPS,
         hfov: float = DEFAULT_HFOV,
         success_radius: float = DEFAULT_SUCCESS_RADIUS,
     ):
@@ -145,7 +146,7 @@ class GraphNavEnv:
             self.state = nxt
             self.trajectory.append((nxt.viewpoint, nxt.heading, 0.0))
         stopped = action == STOP
-        self.done = stopped or self.steps >= self.max_steps
+        self.done = stopped or (self.max_steps is not None and self.steps >= self.max_steps)
         obs = self._observe()
         info = {
             "stopped": stopped,
