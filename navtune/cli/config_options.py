@@ -1,0 +1,100 @@
+"""Typer options generated from a config dataclass (fields declared with `navtune.core.config.option`):
+the one place where a config's defaults, help texts, flags and checks become a command's options.
+
+`config_command(app, "sft", TrainConfig, run)` adds a command whose options are the dataclass's fields
+(nested dataclass fields flattened), and which builds the config from them (a config's ValueError is a
+usage error naming the option) and calls `run(cfg)`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import typing
+from typing import Any, Callable
+
+import typer
+
+from navtune.core.config import flags_of
+
+_SEP = "__"  # parameter name of a nested field: <field>__<subfield>
+
+
+def _options(cls: type, prefix: str = "") -> list[tuple[str, dataclasses.Field, Any]]:
+    """(parameter name, field, command-line type) of every command-line field, nested ones flattened."""
+    hints = typing.get_type_hints(cls)
+    out = []
+    for f in dataclasses.fields(cls):
+        if not f.metadata.get("cli", True):
+            continue
+        if f.metadata.get("nested"):
+            out += _options(hints[f.name], prefix + f.name + _SEP)
+            continue
+        ann = f.metadata.get("cli_type", hints[f.name])
+        if typing.get_origin(ann) is typing.Literal:
+            ann = str
+        out.append((prefix + f.name, f, ann))
+    return out
+
+
+def _default(f: dataclasses.Field) -> Any:
+    if f.metadata.get("required"):
+        return ...
+    if "cli_default" in f.metadata:
+        return f.metadata["cli_default"]
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    return f.default_factory()  # type: ignore[misc]
+
+
+def signature_of(cls: type) -> inspect.Signature:
+    """The Typer signature of a config's options (defaults, help and flags from the field metadata)."""
+    params = []
+    for name, f, ann in _options(cls):
+        opt = typer.Option(_default(f), *flags_of(f), help=f.metadata.get("help") or None)
+        params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=opt, annotation=ann))
+    return inspect.Signature(params)
+
+
+def build_config(cls: type, values: dict[str, Any]) -> Any:
+    """The config from command-line values (converted with each field's `to_field`)."""
+    hints = typing.get_type_hints(cls)
+    kwargs: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        if not f.metadata.get("cli", True):
+            continue
+        if f.metadata.get("nested"):
+            sub = {k[len(f.name) + len(_SEP):]: v for k, v in values.items() if k.startswith(f.name + _SEP)}
+            kwargs[f.name] = build_config(hints[f.name], sub)
+            continue
+        if f.name not in values:
+            continue
+        v = values[f.name]
+        conv = f.metadata.get("to_field")
+        kwargs[f.name] = conv(v) if conv is not None and v is not None else v
+    return cls(**kwargs)
+
+
+def config_command(app: typer.Typer, name: str, cls: type, run: Callable[[Any], None], help: str,
+                   extra: dict[str, tuple[Any, Any]] | None = None,
+                   before: Callable[[dict[str, Any]], None] | None = None) -> Callable[..., None]:
+    """Add command `name` to `app`: options from `cls`, plus `extra` {name: (annotation, typer.Option)}
+    handed to `before(extra_values)` first (e.g. ``--plugin``); then `run(cfg)`."""
+    extra = extra or {}
+
+    def command(**values: Any) -> None:
+        if before is not None:
+            before({k: values.pop(k) for k in list(values) if k in extra})
+        try:
+            cfg = build_config(cls, values)
+        except ValueError as e:
+            raise typer.BadParameter(str(e)) from None
+        run(cfg)
+
+    sig = signature_of(cls)
+    more = [inspect.Parameter(k, inspect.Parameter.KEYWORD_ONLY, default=opt, annotation=ann)
+            for k, (ann, opt) in extra.items()]
+    command.__signature__ = sig.replace(parameters=list(sig.parameters.values()) + more)  # type: ignore[attr-defined]
+    command.__doc__ = help
+    command.__name__ = name
+    app.command(name)(command)
+    return command
