@@ -18,6 +18,23 @@ from navtune.core.config import flags_of
 
 _SEP = "__"  # parameter name of a nested field: <field>__<subfield>
 
+#: ``--plugin MODULE`` (repeatable): modules imported before the command runs; each registers its prompt
+#: formats, backends or metrics (installed packages can also declare them under the ``navtune.plugins``
+#: entry-point group).
+PLUGIN_OPTION = typer.Option([], "--plugin", help="import this module first (it registers prompt formats, "
+                             "backends or metrics); repeat for several")
+
+
+def import_plugin_modules(modules: list[str] | None) -> None:
+    """Import the installed plugins and the `--plugin` modules; a module that cannot be imported is a usage
+    error naming it."""
+    from navtune.core.registry import import_plugins, installed_plugins
+
+    try:
+        import_plugins(installed_plugins() + list(modules or []))
+    except ImportError as e:
+        raise typer.BadParameter(f"cannot import plugin: {e}", param_hint="--plugin") from None
+
 
 def _options(cls: type, prefix: str = "") -> list[tuple[str, dataclasses.Field, Any]]:
     """(parameter name, field, command-line type) of every command-line field, nested ones flattened."""

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from navtune.cli.config_options import PLUGIN_OPTION, import_plugin_modules
+
 _HEADLINE = ("sr", "spl", "ndtw", "ne", "epa", "valid_action_pct", "steps", "soft_spl", "distance_to_goal")
 
 
@@ -52,6 +54,7 @@ MAX_STEPS = typer.Option(None, "--max-steps", help="Step budget (default: the ba
 IMAGE_SIZE = typer.Option("320x240", "--image-size", help="vlm: resize frames to WxH before the model ('none': as rendered); use the size the model was trained with.")
 DEVICE = typer.Option("cpu", "--device")
 DTYPE = typer.Option("float32", "--dtype")
+METRIC = typer.Option([], "--metric", help="Also compute this registered measure per episode (repeat for several).")
 
 
 def agent_spec(agent: str, model: str | None, adapter: Path | None, prompt_format: str, mode: str | None, decode: str,
@@ -65,14 +68,14 @@ def agent_spec(agent: str, model: str | None, adapter: Path | None, prompt_forma
 
 def eval_task(backend: str, data_dir: Path | None, split: str | None, episodes: Path | None, renderer: str,
               skybox_dir: Path | None, max_steps: int | None, limit: int | None, scenes_dir: Path | None,
-              scene_dataset_config: str | None, depth: bool = False):
+              scene_dataset_config: str | None, depth: bool = False, metrics: list[str] | None = None):
     from navtune.evaluation import EvalTask
 
     return EvalTask(backend=backend, data_dir=str(data_dir) if data_dir else None, split=split,
                     episodes=str(episodes) if episodes else None, renderer=renderer,
                     skybox_dir=str(skybox_dir) if skybox_dir else None, max_steps=max_steps, limit=limit,
                     scenes_dir=str(scenes_dir) if scenes_dir else None, scene_dataset_config=scene_dataset_config,
-                    depth=depth)
+                    depth=depth, metrics=tuple(metrics or ()))
 
 
 def register(app: typer.Typer) -> None:
@@ -80,7 +83,7 @@ def register(app: typer.Typer) -> None:
     def eval_cmd(
         out: Path = typer.Option(..., "--out", help="Run folder (created; rerunning resumes and skips finished episodes)."),
         agent: str = AGENT,
-        backend: str = typer.Option("graph", "--backend", help="graph (R2R-format folder: R2R or house VLN) | house-objectnav | habitat-objectnav"),
+        backend: str = typer.Option("graph", "--backend", help="graph (R2R-format folder: R2R or house VLN) | house-objectnav | habitat-objectnav | a plugin's"),
         data_dir: Path | None = DATA_DIR,
         split: str | None = SPLIT,
         episodes: Path | None = EPISODES,
@@ -107,6 +110,8 @@ def register(app: typer.Typer) -> None:
         image_size: str = IMAGE_SIZE,
         device: str = DEVICE,
         dtype: str = DTYPE,
+        metric: list[str] = METRIC,
+        plugin: list[str] = PLUGIN_OPTION,
     ) -> None:
         """Evaluate an agent on an episode set (resumable, shardable, N envs with batched model calls).
 
@@ -115,11 +120,12 @@ def register(app: typer.Typer) -> None:
         navtune eval --agent forward --data-dir ../shared/data/r2r --split val_unseen --out runs/forward"""
         from navtune.evaluation import EvalConfig, run_eval
 
+        import_plugin_modules(plugin)
         try:
             spec = agent_spec(agent, model, adapter, prompt_format, mode, decode, system_prompt, seed, dtype, device,
                               image_size)
             task = eval_task(backend, data_dir, split, episodes, renderer, skybox_dir, max_steps, limit, scenes_dir,
-                             scene_dataset_config)
+                             scene_dataset_config, metrics=metric)
             cfg = EvalConfig(num_envs=num_envs, processes=processes, epa=epa, save_frames=save_frames)
             result = run_eval(out, spec, task, cfg, num_shards, shard_id, name)
         except (ValueError, KeyError, FileNotFoundError, ImportError) as e:
@@ -136,11 +142,13 @@ def register(app: typer.Typer) -> None:
     def eval_merge(
         run_dir: Path = typer.Argument(..., help="Run folder holding episodes.shard-*-of-*.jsonl files."),
         allow_missing: bool = typer.Option(False, "--allow-missing", help="Merge even when some episodes have no result."),
+        plugin: list[str] = PLUGIN_OPTION,
     ) -> None:
         """Combine the shards of a run into episodes.jsonl (each episode once), summary.json, predictions.json."""
         from navtune.evaluation import EvalTask, load_episodes, load_run_info, merge_shards
         from navtune.evaluation.results import RunFolderError
 
+        import_plugin_modules(plugin)
         try:
             info = load_run_info(run_dir)
             expected = None if allow_missing else [e.episode_id for e in load_episodes(EvalTask.from_dict(info["task"]))]

@@ -41,6 +41,7 @@ def register(app: typer.Typer) -> None:
         image_size: str = ev.IMAGE_SIZE,
         device: str = ev.DEVICE,
         dtype: str = ev.DTYPE,
+        plugin: list[str] = ev.PLUGIN_OPTION,
     ) -> None:
         """Roll an agent out for real and keep its failure episodes (stuck / oscillation / collision) with the
         expert's action at every visited state, as a training dataset.
@@ -50,6 +51,7 @@ def register(app: typer.Typer) -> None:
         from navtune.metrics.failures import FailureConfig
         from navtune.mining import mine_failures
 
+        ev.import_plugin_modules(plugin)
         try:
             spec = ev.agent_spec(agent, model, adapter, prompt_format, mode, decode, system_prompt, seed, dtype,
                                  device, image_size)

@@ -15,19 +15,6 @@ import typer
 app = typer.Typer(help="Train navigation VLMs: SFT (seed-1 recipe) and offline RL (AWR/RWR with LoRA).",
                   no_args_is_help=True)
 
-#: Options that are not config fields: plugin modules to import first (a prompt format of their own, ...).
-PLUGIN_OPTION = (list[str], typer.Option([], "--plugin", help="import this module first (it registers prompt "
-                                         "formats, backends or metrics); repeat for several"))
-
-
-def _import_plugins(values: dict) -> None:
-    from navtune.core.registry import import_plugins
-
-    try:
-        import_plugins(values.get("plugin") or [])
-    except ImportError as e:
-        raise typer.BadParameter(f"--plugin: {e}") from None
-
 
 def _run(cfg) -> None:
     from rich.console import Console
@@ -54,13 +41,17 @@ def _run(cfg) -> None:
 
 def _register() -> None:
     """`sft` and `awr`: their options are the fields of TrainConfig / AWRConfig (navtune.trainers.config)."""
-    from navtune.cli.config_options import config_command
+    from navtune.cli.config_options import PLUGIN_OPTION, config_command, import_plugin_modules
     from navtune.trainers.config import AWRConfig, TrainConfig
 
-    plugin = {"plugin": PLUGIN_OPTION}
-    config_command(app, "sft", TrainConfig, _run, extra=plugin, before=_import_plugins,
+    plugin = {"plugin": (list[str], PLUGIN_OPTION)}
+
+    def before(extra: dict) -> None:
+        import_plugin_modules(extra.get("plugin"))
+
+    config_command(app, "sft", TrainConfig, _run, extra=plugin, before=before,
                    help="Supervised fine-tuning: language model trained, vision encoder + merger frozen (seed-1 recipe).")
-    config_command(app, "awr", AWRConfig, _run, extra=plugin, before=_import_plugins,
+    config_command(app, "awr", AWRConfig, _run, extra=plugin, before=before,
                    help="Offline RL: advantage- (or reward-) weighted NLL of the dataset actions, LoRA on the "
                         "language model.")
 

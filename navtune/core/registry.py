@@ -3,6 +3,8 @@ backends, and the plugin modules that add to them."""
 from __future__ import annotations
 
 import importlib
+import sys
+from pathlib import Path
 from typing import Callable, Generic, Iterable, TypeVar
 
 T = TypeVar("T")
@@ -44,17 +46,30 @@ class Registry(Generic[T]):
 
 #: Group of installed packages' entry points naming plugin modules (``navtune.plugins``).
 PLUGIN_GROUP = "navtune.plugins"
-_PLUGINS: list[str] = []
+_PLUGINS: dict[str, str | None] = {}  # module name -> the sys.path folder it was imported from
 
 
-def import_plugins(modules: Iterable[str] = ()) -> tuple[str, ...]:
+def _import_root(name: str) -> str | None:
+    file = getattr(sys.modules[name], "__file__", None)
+    if file is None:
+        return None
+    root = Path(file).parent
+    for _ in range(name.count(".") + (Path(file).name == "__init__.py")):
+        root = root.parent
+    return str(root)
+
+
+def import_plugins(modules: Iterable[str | tuple[str, str | None]] = ()) -> tuple[tuple[str, str | None], ...]:
     """Import plugin modules (each registers its prompt formats / backends / measures when imported) and
-    remember them, so that worker processes can import the same ones. Returns every plugin imported so far."""
-    for name in modules:
+    remember them with the folder they came from, so that worker processes import the same ones (pass them
+    this function's result). Returns every plugin imported so far."""
+    for m in modules:
+        name, root = (m, None) if isinstance(m, str) else m
+        if root is not None and root not in sys.path:
+            sys.path.append(root)
         importlib.import_module(name)
-        if name not in _PLUGINS:
-            _PLUGINS.append(name)
-    return tuple(_PLUGINS)
+        _PLUGINS.setdefault(name, _import_root(name))
+    return tuple(_PLUGINS.items())
 
 
 def installed_plugins() -> list[str]:

@@ -144,6 +144,41 @@ def make_env(task: EvalTask) -> NavEnv:
     return TimeLimit(spec.make_env(task), spec.budget(task))
 
 
+def _make_env_with_plugins(plugins: tuple, task: EvalTask) -> NavEnv:
+    from navtune.core.registry import import_plugins
+
+    import_plugins(plugins)  # a spawned collector worker needs the plugin's backend too
+    return make_env(task)
+
+
+def dataset_meta(task: EvalTask, ep: EvalEpisode, source: str = "expert"):
+    """How a roll-out of `ep` is described in a navtune dataset: the backend's `dataset_meta`, else an
+    `EpisodeMeta` from the EvalEpisode's own fields."""
+    from navtune.data.format import EpisodeMeta
+
+    spec = backend_spec(task.backend)
+    if spec.dataset_meta is not None:
+        return spec.dataset_meta(task, ep, source)
+    return EpisodeMeta(episode_id=ep.episode_id, task=task.task, action_space=task.action_space, scene=ep.scene,
+                       instruction=ep.instruction, target=ep.target, order=ep.order, source=source)
+
+
+def backend_source(task: EvalTask):
+    """A registered backend's episodes as a collector `EpisodeSource` (expert / interactive / DAgger
+    collection with `navtune collect ... --backend`): env episodes, dataset metadata, a picklable env factory."""
+    import functools
+
+    from navtune.core.registry import import_plugins
+    from navtune.data.collectors.episodes import EpisodeSource
+
+    spec = backend_spec(task.backend)
+    items = [(e.payload, dataset_meta(task, e)) for e in load_episodes(task)]
+    budget = task.max_steps if task.max_steps is not None else spec.max_episode_steps
+    info = {"task": spec.task, "action_space": spec.action_space, "backend": task.backend,
+            "eval_task": task.to_dict(), "max_steps": budget if isinstance(budget, int) else None}
+    return EpisodeSource(items, functools.partial(_make_env_with_plugins, import_plugins(), task), info)
+
+
 class EnvRunner:
     """One env and the task's bookkeeping: what a harness slot (inline or in a worker process) calls."""
 

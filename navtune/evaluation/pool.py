@@ -36,7 +36,7 @@ class InlinePool:
             r.close()
 
 
-def _serve(conn, task: dict, plugins: tuple[str, ...] = ()) -> None:
+def _serve(conn, task: dict, plugins: tuple = ()) -> None:
     os.environ.setdefault("PYGLET_HEADLESS", "1")
     try:
         import_plugins(plugins)  # a plugin's backend / measures must exist in this process too

@@ -22,22 +22,16 @@ from navtune.agents.policy import Policy
 from navtune.data.format import DatasetWriter, EpisodeBuilder, EpisodeMeta
 from navtune.envs.protocol import Observation, StepResult
 from navtune.data.collectors.common import geodesic_of, observed_step  # the collectors' own step record
-from navtune.evaluation.backends import EvalEpisode, EvalTask
+from navtune.evaluation.backends import EvalEpisode, EvalTask, dataset_meta
 from navtune.evaluation.harness import EvalConfig, evaluate
-from navtune.evaluation.registry import backend_spec
 from navtune.metrics.failures import FAILURE_MODES, FailureConfig
 
 MINE_LOG = "mine.jsonl"
 
 
 def episode_meta(task: EvalTask, ep: EvalEpisode, source: str = "dagger") -> EpisodeMeta:
-    """Dataset metadata of an evaluation episode, as the data collectors write it (the backend's
-    `dataset_meta`, else the EvalEpisode's own fields)."""
-    spec = backend_spec(task.backend)
-    if spec.dataset_meta is not None:
-        return spec.dataset_meta(task, ep, source)
-    return EpisodeMeta(episode_id=ep.episode_id, task=task.task, action_space=task.action_space, scene=ep.scene,
-                       instruction=ep.instruction, target=ep.target, order=ep.order, source=source)
+    """Dataset metadata of an evaluation episode, as the data collectors write it."""
+    return dataset_meta(task, ep, source)
 
 
 @dataclass
