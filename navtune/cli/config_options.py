@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import typing
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import typer
 
@@ -36,15 +36,16 @@ def import_plugin_modules(modules: list[str] | None) -> None:
         raise typer.BadParameter(f"cannot import plugin: {e}", param_hint="--plugin") from None
 
 
-def _options(cls: type, prefix: str = "") -> list[tuple[str, dataclasses.Field, Any]]:
+def _options(cls: type, prefix: str = "", exclude: frozenset[str] = frozenset()
+             ) -> list[tuple[str, dataclasses.Field, Any]]:
     """(parameter name, field, command-line type) of every command-line field, nested ones flattened."""
     hints = typing.get_type_hints(cls)
     out = []
     for f in dataclasses.fields(cls):
-        if not f.metadata.get("cli", True):
+        if not f.metadata.get("cli", True) or f.name in exclude:
             continue
         if f.metadata.get("nested"):
-            out += _options(hints[f.name], prefix + f.name + _SEP)
+            out += _options(hints[f.name], prefix + f.name + _SEP, exclude)
             continue
         ann = f.metadata.get("cli_type", hints[f.name])
         if typing.get_origin(ann) is typing.Literal:
@@ -63,32 +64,59 @@ def _default(f: dataclasses.Field) -> Any:
     return f.default_factory()  # type: ignore[misc]
 
 
+def option_parameters(*classes: type, defaults: dict[str, Any] | None = None,
+                      exclude: Sequence[str] = ()) -> list[inspect.Parameter]:
+    """Typer parameters of the configs' options (defaults, help and flags from the field metadata; `defaults`
+    overrides a command-line default by parameter name, `exclude` drops fields)."""
+    defaults = defaults or {}
+    params: dict[str, inspect.Parameter] = {}
+    for cls in classes:
+        for name, f, ann in _options(cls, exclude=frozenset(exclude)):
+            if name in params:
+                raise TypeError(f"option {name!r} is declared by two configs of one command")
+            opt = typer.Option(defaults.get(name, _default(f)), *flags_of(f), help=f.metadata.get("help") or None)
+            params[name] = inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=opt, annotation=ann)
+    return list(params.values())
+
+
 def signature_of(cls: type) -> inspect.Signature:
-    """The Typer signature of a config's options (defaults, help and flags from the field metadata)."""
-    params = []
-    for name, f, ann in _options(cls):
-        opt = typer.Option(_default(f), *flags_of(f), help=f.metadata.get("help") or None)
-        params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=opt, annotation=ann))
-    return inspect.Signature(params)
+    """The Typer signature of a config's options."""
+    return inspect.Signature(option_parameters(cls))
 
 
-def build_config(cls: type, values: dict[str, Any]) -> Any:
-    """The config from command-line values (converted with each field's `to_field`)."""
+def with_config_options(*classes: type, defaults: dict[str, Any] | None = None,
+                        exclude: Sequence[str] = ()) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Decorator for a Typer command `fn(own options..., **values)`: its signature gets the configs' options
+    after its own; `build_config(cls, values)` then builds each config in the command."""
+
+    def deco(fn: Callable[..., Any]) -> Callable[..., Any]:
+        own = [p for p in inspect.signature(fn).parameters.values() if p.kind != inspect.Parameter.VAR_KEYWORD]
+        fn.__signature__ = inspect.Signature(own + option_parameters(*classes, defaults=defaults,  # type: ignore[attr-defined]
+                                                                     exclude=exclude))
+        return fn
+
+    return deco
+
+
+def build_config(cls: type, values: dict[str, Any], **fixed: Any) -> Any:
+    """The config from command-line values (converted with each field's `to_field`; other keys are ignored),
+    with `fixed` field values on top."""
     hints = typing.get_type_hints(cls)
     kwargs: dict[str, Any] = {}
     for f in dataclasses.fields(cls):
-        if not f.metadata.get("cli", True):
+        if not f.metadata.get("cli", True) or f.name in fixed:
             continue
         if f.metadata.get("nested"):
             sub = {k[len(f.name) + len(_SEP):]: v for k, v in values.items() if k.startswith(f.name + _SEP)}
-            kwargs[f.name] = build_config(hints[f.name], sub)
+            if sub:
+                kwargs[f.name] = build_config(hints[f.name], sub)
             continue
         if f.name not in values:
             continue
         v = values[f.name]
         conv = f.metadata.get("to_field")
         kwargs[f.name] = conv(v) if conv is not None and v is not None else v
-    return cls(**kwargs)
+    return cls(**kwargs, **fixed)
 
 
 def config_command(app: typer.Typer, name: str, cls: type, run: Callable[[Any], None], help: str,

@@ -58,3 +58,14 @@ def check_fields(cfg: Any) -> None:
         low = f.metadata.get("min")
         if low is not None and value is not None and value < low:
             raise ValueError(f"{_flag_name(f)} ({f.name}) must be >= {low} (got {value!r})")
+
+
+def parse_size(text: str) -> tuple[int, int] | None:
+    """``WxH`` (e.g. ``320x240``) or ``none`` -> (W, H) or None (the ``--image-size`` options)."""
+    if text.lower() == "none":
+        return None
+    try:
+        w, h = text.lower().split("x")
+        return int(w), int(h)
+    except ValueError:
+        raise ValueError(f"--image-size must be WxH like 320x240 or 'none' (got {text!r})") from None

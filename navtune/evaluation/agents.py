@@ -5,6 +5,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from navtune.core.config import option, parse_size
 from navtune.core.hub import is_hub_id
 
 BASELINES = ("random", "forward", "oracle")
@@ -15,17 +16,20 @@ class AgentSpec:
     """A baseline (`random` | `forward` | `oracle`) or `vlm`: a model folder, an optional peft adapter, a
     prompt format, the inference mode and the decoding (constrained `score` or free-text `generate`)."""
 
-    kind: str = "forward"
-    model: str | None = None
-    adapter: str | None = None
-    format: str = "r2r-lowlevel"
-    mode: str | None = None
-    decode: str = "score"
-    system_prompt_file: str | None = None
-    seed: int = 0
-    dtype: str = "float32"
-    device: str = "cpu"
-    image_size: tuple[int, int] | None = (320, 240)  # frames resized to this before the model (as in training)
+    kind: str = option("forward", flag="--agent", help="random | forward | oracle | vlm")
+    model: str | None = option(None, help="vlm: model folder or hub id.")
+    adapter: str | None = option(None, help="vlm: peft LoRA adapter folder.")
+    format: str = option("r2r-lowlevel", help="vlm: r2r-lowlevel | objectnav-json | chat (or a --plugin's).")
+    mode: str | None = option(None, help="vlm: full | cached | kv (default: the format's best).")
+    decode: str = option("score", help="vlm: score (constrained) | generate (free text; counts invalid actions).")
+    system_prompt_file: str | None = option(None, flag="--system-prompt", help="vlm: system prompt file.")
+    seed: int = option(0, help="random agent's seed.")
+    dtype: str = option("float32", help="vlm: model dtype")
+    device: str = option("cpu", help="vlm: torch device")
+    image_size: tuple[int, int] | None = option(  # frames resized to this before the model (as in training)
+        (320, 240), cli_type=str, cli_default="320x240", to_field=parse_size,
+        help="vlm: resize frames to WxH before the model ('none': as rendered); use the size the model was "
+             "trained with.")
 
     def __post_init__(self) -> None:
         if self.image_size is not None:

@@ -22,6 +22,7 @@ import os
 from dataclasses import asdict, dataclass, field
 from typing import Any, Generic, Sequence, TypeVar
 
+from navtune.core.config import option
 from navtune.data.collectors.renderers import RENDERERS
 from navtune.envs.protocol import NavEnv, Observation, StepResult
 from navtune.envs.wrappers import TimeLimit
@@ -43,21 +44,28 @@ E = TypeVar("E")
 class EvalTask:
     """Which episodes, on which backend, with which env settings (saved in run.json; must match on resume)."""
 
-    backend: str = "graph"
-    data_dir: str | None = None  # graph: R2R-format folder (connectivity/ + R2R_<split>.json)
-    split: str | None = None  # graph: split name
-    episodes: str | None = None  # *-objectnav: episode file (JSON / JSONL; habitat-objectnav also .json.gz)
-    renderer: str = "none"  # graph: none | house | mp3d
-    skybox_dir: str | None = None  # graph + mp3d renderer
-    width: int = 320
-    height: int = 240
-    depth: bool = False  # render depth too (the VLM policies use RGB only)
-    max_steps: int | None = None  # None: the backend's own budget (graph 50, ObjectNav per episode)
-    success_radius: float | None = None  # None: the task's (VLN 3 m, ObjectNav per episode)
-    limit: int | None = None  # first N episodes of the set (in file order)
-    scenes_dir: str | None = None  # habitat-objectnav: folder the episodes' scene_id paths are relative to
-    scene_dataset_config: str | None = None  # habitat-objectnav: scene dataset config (relative to scenes_dir)
-    metrics: tuple[str, ...] = ()  # measures computed besides the backend's own (registered names)
+    backend: str = option("graph", help="graph (R2R-format folder: R2R or house VLN) | house-objectnav | "
+                          "habitat-objectnav | a --plugin's.")
+    data_dir: str | None = option(None, help="graph: R2R-format folder (connectivity/ + R2R_<split>.json).")
+    split: str | None = option(None, help="graph: split name (reads R2R_<split>.json).")
+    episodes: str | None = option(None, help="*-objectnav: ObjectNav episode file (JSON / JSONL; "
+                                  "habitat-objectnav also .json.gz).")
+    renderer: str = option("none", help="graph frames: none | house | mp3d.")
+    skybox_dir: str | None = option(None, help="mp3d renderer: Matterport3D skyboxes.")
+    width: int = option(320, help="rendered frame width")
+    height: int = option(240, help="rendered frame height")
+    depth: bool = option(False, flag="--depth/--no-depth", help="render depth too (the VLM policies use RGB only).")
+    max_steps: int | None = option(None, help="Step budget (default: the backend's: graph 50, ObjectNav the "
+                                   "episode's).")
+    success_radius: float | None = option(None, help="success radius in metres (default: the task's: VLN 3, "
+                                          "ObjectNav the episode's).")
+    limit: int | None = option(None, help="Only the first N episodes of the set (in file order).")
+    scenes_dir: str | None = option(None, help="habitat-objectnav: folder the episodes' scene_id paths are "
+                                    "relative to.")
+    scene_dataset_config: str | None = option(None, help="habitat-objectnav: scene dataset config (relative to "
+                                              "--scenes-dir or absolute).")
+    metrics: tuple[str, ...] = option((), flag="--metric", cli_type=list[str], cli_default=[], to_field=tuple,
+                                      help="Also compute this registered measure per episode (repeat for several).")
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "metrics", tuple(self.metrics))

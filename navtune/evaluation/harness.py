@@ -27,6 +27,7 @@ from typing import Any, Callable, Iterable, Protocol, Sequence
 import numpy as np
 
 from navtune.agents.policy import Policy, act_with_expert
+from navtune.core.config import option
 from navtune.core.actions import STOP_ACTIONS
 from navtune.core.io import append_jsonl, atomic_write_bytes, read_jsonl
 from navtune.envs.protocol import Observation, StepResult
@@ -40,14 +41,16 @@ from navtune.metrics.failures import FailureConfig, failure_modes
 class EvalConfig:
     """How to run (not what): parallelism, which passes, what to keep."""
 
-    num_envs: int = 1  # env slots stepped together; the policy sees one batch of up to this many
-    processes: bool = False  # one env per spawned process (needed for GL envs with num_envs > 1)
-    epa: bool = True  # run the expert-driven pass for expert-path action accuracy
-    expert_labels: bool = False  # also query the expert at every state the policy visits
-    save_frames: int = 0  # keep thumbnails of the policy pass for episodes with order < this
-    frame_size: tuple[int, int] = (128, 96)
-    failure: FailureConfig = field(default_factory=FailureConfig)
-    progress: bool = True
+    num_envs: int = option(1, help="Env slots stepped together (one batched policy call per step).")
+    processes: bool = option(False, flag="--processes/--inline", help="One env per spawned process (house envs).")
+    epa: bool = option(True, flag="--epa/--no-epa", help="Run the expert-driven pass for expert-path action "
+                       "accuracy.")
+    expert_labels: bool = option(False, cli=False, help="also query the expert at every state the policy visits")
+    save_frames: int = option(0, help="Keep frame thumbnails of the first N episodes (reports).")
+    frame_size: tuple[int, int] = option((128, 96), cli=False, help="thumbnail size")
+    failure: FailureConfig = option(default_factory=FailureConfig, nested=True)
+    progress: bool = option(True, flag=("--quiet", "-q"), cli_type=bool, cli_default=False, to_field=lambda q: not q,
+                            help="No progress bar.")
 
 
 class Recorder(Protocol):

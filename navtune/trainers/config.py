@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from navtune.core.config import check_fields, option
+from navtune.core.config import check_fields, option, parse_size
 
 #: LoRA targets: the attention and MLP projections of the *language model* layers only. A plain list
 #: like ``["q_proj", ..., "down_proj"]`` would also hit the vision blocks' MLP (``visual.blocks.N.mlp``
@@ -22,17 +22,6 @@ from navtune.core.config import check_fields, option
 LORA_TARGET_REGEX = r".*language_model\.layers\.\d+\.(self_attn\.(q_proj|k_proj|v_proj|o_proj)|mlp\.(gate_proj|up_proj|down_proj))"
 
 Strategy = Literal["auto", "ddp", "fsdp", "deepspeed"]
-
-
-def parse_size(text: str) -> tuple[int, int] | None:
-    """``WxH`` (e.g. ``320x240``) or ``none`` -> (W, H) or None."""
-    if text.lower() == "none":
-        return None
-    try:
-        w, h = text.lower().split("x")
-        return int(w), int(h)
-    except ValueError:
-        raise ValueError(f"--image-size must be WxH like 320x240 or 'none' (got {text!r})") from None
 
 
 def parse_devices(text: str) -> int | str:
