@@ -80,7 +80,7 @@ def main() -> None:
 
     from navtune.data.format import EpisodeDataset
 
-    train_counts = Counter(s["action"] for ep in EpisodeDataset(w / "expert") for s in ep["steps"])
+    train_counts = Counter(s.action for ep in EpisodeDataset(w / "expert") for s in ep.steps)
     majority = train_counts.most_common(1)[0][0]
     summary, rows = evaluate(w / "eval_sft", str(w / "sft" / "final"), None, w / "vln_test", (width, height),
                              args.limit_test)

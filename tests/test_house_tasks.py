@@ -87,6 +87,21 @@ def test_occupancy_matches_exact_collision_and_is_connected():
         assert (grid.goal_mask([o], 1.0) & grid.free).any(), o
 
 
+def test_cached_house_is_immutable_and_other_radius_grids_leave_it_alone():
+    """`generate_house` shares one HouseSpec per seed: a grid for another agent radius must neither change
+    that house nor what its default grid is (the grid used to be written into the shared spec)."""
+    import dataclasses
+
+    house = generate_house(6)
+    default = house.grid()
+    small = house.grid(agent_radius=0.2)
+    assert small.agent_radius == 0.2 and small.free.sum() > default.free.sum()
+    assert house.grid() is default and generate_house(6).grid() is default
+    assert house.grid(agent_radius=0.2) is small
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        house.objects = ()  # type: ignore[misc]
+
+
 def test_success_region_stops_at_walls():
     """A point just across the wall behind an object is within 1 m in a straight line but not a success."""
     checked = 0

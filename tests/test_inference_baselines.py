@@ -46,10 +46,10 @@ def test_random_is_uniform_over_allowed_and_seeded():
 
 
 def test_random_draws_per_episode_whatever_the_slot():
-    """With episode ids in the observations, an episode's actions depend on (seed, episode) only."""
+    """With the episode named at reset, an episode's actions depend on (seed, episode) only."""
     def run(policy, slot, eid, n=15):
-        policy.reset(slot)
-        return [policy.act({slot: ob(GRAPH, step=t, episode_id=eid)})[slot] for t in range(n)]
+        policy.reset(slot, episode_id=eid)
+        return [policy.act({slot: ob(GRAPH, step=t)})[slot] for t in range(n)]
 
     a, b = make_policy("random", seed=5), make_policy("random", seed=5)
     first = run(a, 0, "ep-1")
@@ -69,18 +69,18 @@ def test_forward_moves_or_turns():
 def test_oracle_reads_the_expert_action():
     p = make_policy("oracle")
     p.reset([0, 1])
-    assert p.act({0: ob(GRAPH, expert_action="Left"), 1: ob(GRAPH, expert_action="Stop")}) == {0: "Left", 1: "Stop"}
+    assert p.act({0: ob(GRAPH), 1: ob(GRAPH)}, expert_actions={0: "Left", 1: "Stop"}) == {0: "Left", 1: "Stop"}
     assert p.last_outputs[1].action == "Stop" and p.last_outputs[1].valid
     with pytest.raises(KeyError, match="expert_action"):
         p.act({0: ob(GRAPH)})
     with pytest.raises(ValueError, match="unknown action"):
-        p.act({0: ob(GRAPH + ("Fly",), expert_action="Fly")})
+        p.act({0: ob(GRAPH + ("Fly",))}, expert_actions={0: "Fly"})
 
 
 def test_act_rejects_a_disallowed_choice():
     p = make_policy("oracle")
     with pytest.raises(RuntimeError, match="not in allowed"):
-        p.act({0: ob(("Left", "Right", "Stop"), expert_action="Move")})
+        p.act({0: ob(("Left", "Right", "Stop"))}, expert_actions={0: "Move"})
 
 
 def test_slots_are_independent():

@@ -1,7 +1,7 @@
 """Baseline agents behind the `Policy` interface: random, forward-only and the oracle expert.
 
 They bound what a learned agent should reach: random/forward are floors, the oracle (the env's
-shortest-path expert, passed in by the harness) is the ceiling of the action space."""
+shortest-path expert, passed in as `act(..., expert_actions=...)`) is the ceiling of the action space."""
 from __future__ import annotations
 
 import zlib
@@ -24,9 +24,9 @@ class RandomPolicy(BasePolicy):
     """Uniform over the observation's allowed actions. `include_stop=False` never stops (except when
     stop is the only allowed action), which keeps random episodes from ending at step 0.
 
-    When observations carry `info["episode_id"]` (every navtune env sets it), each episode draws from its
-    own generator seeded by (seed, episode id), so its actions do not depend on which slot or batch it ran
-    in, and a resumed evaluation equals an uninterrupted one. Otherwise one generator serves all slots."""
+    When `reset(slot, episode_id=...)` names the episode (the harness and the collectors do), it draws from
+    its own generator seeded by (seed, episode id), so its actions do not depend on which slot or batch it
+    ran in, and a resumed evaluation equals an uninterrupted one. Otherwise one generator serves all slots."""
 
     name = "random"
 
@@ -41,22 +41,22 @@ class RandomPolicy(BasePolicy):
     def _reset_slot(self, slot: Slot) -> None:
         self._episode_rngs.pop(slot, None)
 
-    def _rng_for(self, slot: Slot, obs: Observation) -> np.random.Generator:
+    def _rng_for(self, slot: Slot) -> np.random.Generator:
         rng = self._episode_rngs.get(slot)
         if rng is None:
-            eid = obs.info.get("episode_id")
+            eid = self.episode_ids.get(slot)
             if eid is None:
                 return self.rng
             rng = self._episode_rngs[slot] = np.random.default_rng([self.seed, zlib.crc32(str(eid).encode())])
         return rng
 
-    def _act(self, observations: dict[Slot, Observation]) -> dict[Slot, ActionOutput]:
+    def _act(self, observations: dict[Slot, Observation], expert_actions: dict[Slot, str]) -> dict[Slot, ActionOutput]:
         out = {}
         for s, obs in observations.items():
             allowed = list(obs.allowed_actions or ACTION_SPACES[self.action_space])
             if not self.include_stop and len(allowed) > 1:
                 allowed = [a for a in allowed if a.lower() != "stop"] or allowed
-            out[s] = ActionOutput(action=str(allowed[int(self._rng_for(s, obs).integers(len(allowed)))]))
+            out[s] = ActionOutput(action=str(allowed[int(self._rng_for(s).integers(len(allowed)))]))
         return out
 
 
@@ -72,7 +72,7 @@ class ForwardPolicy(BasePolicy):
         self.action_space = _check_space(action_space)
         self.max_steps = max_steps
 
-    def _act(self, observations: dict[Slot, Observation]) -> dict[Slot, ActionOutput]:
+    def _act(self, observations: dict[Slot, Observation], expert_actions: dict[Slot, str]) -> dict[Slot, ActionOutput]:
         fwd = FORWARD[self.action_space]
         right = TURNS[self.action_space][1]
         stop = [a for a in ACTION_SPACES[self.action_space] if a.lower() == "stop"][0]
@@ -93,8 +93,8 @@ class ForwardPolicy(BasePolicy):
 
 @POLICIES.register("oracle")
 class OraclePolicy(BasePolicy):
-    """Takes the env's expert action, which the harness writes into `observation.info["expert_action"]`
-    because `needs_expert` is True (agents never touch the env themselves)."""
+    """Takes the env's expert action, which callers pass as `act(..., expert_actions=...)` because
+    `needs_expert` is True (agents never touch the env themselves)."""
 
     name = "oracle"
     needs_expert = True
@@ -103,14 +103,14 @@ class OraclePolicy(BasePolicy):
         super().__init__()
         self.action_space = _check_space(action_space)
 
-    def _act(self, observations: dict[Slot, Observation]) -> dict[Slot, ActionOutput]:
+    def _act(self, observations: dict[Slot, Observation], expert_actions: dict[Slot, str]) -> dict[Slot, ActionOutput]:
         out = {}
-        for s, obs in observations.items():
-            a = obs.info.get("expert_action")
+        for s in observations:
+            a = expert_actions.get(s)
             if a is None:
                 raise KeyError(
-                    f"oracle: observation of slot {s!r} has no info['expert_action']; the harness must fill it "
-                    "when policy.needs_expert is True"
+                    f"oracle: no expert action for slot {s!r}; pass act(..., expert_actions=...) when "
+                    "policy.needs_expert is True"
                 )
             action_space_of(a)  # clear error for an unknown action name
             out[s] = ActionOutput(action=a)

@@ -7,10 +7,10 @@ Three ways to run one step (``mode``):
 * ``cached`` - each frame is encoded once per episode by the (frozen, per-image) vision tower and its
   features are fed back through ``mm_encoder_outputs``-equivalent embedding scatter; the text is recomputed
   (the only option for ``r2r-lowlevel``, whose prompt changes *before* the image history each step).
-* ``kv``    - ``chat`` only: keep the KV cache across steps and feed only the step's new tokens. transformers
-  5.23 gets the multimodal rotary positions of a chunk wrong after a cached prefix, so each chunk's 3-D
-  positions are computed with ``get_rope_index`` plus the running offset, and no chunk attention mask is
-  passed (a full-length mask only when batching needs padding).
+* ``kv``    - incremental formats (``chat``): keep the KV cache across steps and feed only the step's new
+  tokens (the format's `render_delta`). transformers 5.23 gets the multimodal rotary positions of a chunk
+  wrong after a cached prefix, so each chunk's 3-D positions are computed with ``get_rope_index`` plus the
+  running offset, and no chunk attention mask is passed (a full-length mask only when batching needs padding).
 
 Decisions (``decode``): ``score`` compares the allowed actions' log-probs at the action position (Move
 excluded when not allowed; multi-token actions score their whole continuation), as the seed's argmax
@@ -30,10 +30,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from navtune.agents.parsing import ParseStats, parse_action
+from navtune.agents.parsing import ParseStats
 from navtune.agents.policy import POLICIES, ActionOutput, BasePolicy, Slot
 from navtune.agents.prompts import Rendered, Segment, StepInput, get_format, load_system_prompt
-from navtune.agents.prompts.base import tokenize_rendered
+from navtune.agents.prompts.base import image_token_count, merge_size_of, tokenize_rendered
 from navtune.envs.protocol import Observation
 
 KV = list[tuple[torch.Tensor, torch.Tensor]]  # per layer (keys, values), each (B, kv_heads, L, head_dim)
@@ -87,7 +87,7 @@ class VLMRunner:
         self.tokenizer = processor.tokenizer
         cfg = model.config
         self.image_token_id = int(cfg.image_token_id)
-        self.merge = int(cfg.vision_config.spatial_merge_size)
+        self.merge = merge_size_of(processor)
         self.device = next(model.parameters()).device
         self.dtype = next(model.parameters()).dtype
         self._tok_cache: dict[str, list[int]] = {}
@@ -106,7 +106,7 @@ class VLMRunner:
         return list(ids)
 
     def n_image_tokens(self, grid_thw: torch.Tensor) -> int:
-        return int(grid_thw.prod().item()) // (self.merge**2)
+        return image_token_count(grid_thw, self.merge)
 
     def tokenize(self, rendered: Rendered, grids: Sequence[torch.Tensor]) -> tuple[list[int], list[tuple[int, int, str]]]:
         """Segments tokenized one by one (image pads expanded like the processor does); action token spans."""
@@ -297,8 +297,7 @@ class VLMPolicy(BasePolicy):
 
             loaded = load_model(model_path, dtype=dtype, device=device)
             model, processor = loaded.model, loaded.processor
-        fmt_kwargs = {"action_space": action_space} if (format == "chat" and action_space) else {}
-        self.format = get_format(format, **fmt_kwargs)
+        self.format = get_format(format, action_space=action_space)
         self.action_space = self.format.action_space
         mode = mode or ("kv" if self.format.incremental else "cached")
         if mode not in MODES:
@@ -346,7 +345,7 @@ class VLMPolicy(BasePolicy):
                          image=obs.rgb, previous_images=list(st.frames))
 
     # ------------------------------------------------------------ acting
-    def _act(self, observations: dict[Slot, Observation]) -> dict[Slot, ActionOutput]:
+    def _act(self, observations: dict[Slot, Observation], expert_actions: dict[Slot, str]) -> dict[Slot, ActionOutput]:
         slots = list(observations)
         for s in slots:
             if s not in self.slots:
@@ -410,14 +409,10 @@ class VLMPolicy(BasePolicy):
 
     def _with_forced_prefix(self, r: Rendered) -> Rendered:
         """Append the answer text the format puts before the action (objectnav-json's JSON head) when scoring."""
-        if self.decode != "score":
+        prefix = self.format.answer_prefix()
+        if self.decode != "score" or not prefix:
             return r
-        forced = []
-        for seg in self.format.render_target("__A__").segments:
-            if seg.target:
-                break
-            forced.append(Segment(seg.text))
-        return Rendered(r.segments + forced, r.images) if forced else r
+        return Rendered(r.segments + [Segment(prefix)], r.images)
 
     def _decide(self, slots: list[Slot], observations: dict[Slot, Observation], outs: dict[Slot, StepOutput]
                 ) -> dict[Slot, ActionOutput]:
@@ -427,9 +422,7 @@ class VLMPolicy(BasePolicy):
         texts = self._generate(slots, outs)
         res = {}
         for s in slots:
-            allowed = observations[s].allowed_actions
-            prefix = "Action: " if self.action_space == "graph" else ""
-            parsed = self.parse_stats.add(parse_action(prefix + texts[s], allowed, self.action_space))
+            parsed = self.parse_stats.add(self.format.parse(texts[s], observations[s].allowed_actions))
             if parsed.valid:
                 res[s] = ActionOutput(parsed.action, True, texts[s], scores[s])
             else:

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import typer
 
+from navtune.cli.config_options import PLUGIN_OPTION, import_plugin_modules
+
 app = typer.Typer(help="Collect trajectories into navtune episode datasets.", no_args_is_help=True)
 
 
@@ -57,18 +59,36 @@ _RENDERER = typer.Option("none", "--renderer", help="r2r task only: none | mp3d"
 _SKYBOX = typer.Option(None, "--skybox-dir", help="r2r task with --renderer mp3d: Matterport3D skyboxes")
 
 
-_TASK = typer.Option(..., "--task", help="objectnav (house env, continuous actions), vln (house R2R-format "
-                    "folder, graph actions) or r2r (R2R folder, graph world)")
+_TASK = typer.Option(None, "--task", help="objectnav (house env, continuous actions), vln (house R2R-format "
+                    "folder, graph actions) or r2r (R2R folder, graph world); or give --backend")
+_BACKEND = typer.Option(None, "--backend", help="instead of --task: a registered evaluation backend (e.g. a "
+                        "--plugin's); --episodes is its episode file, or its R2R-format folder with --split")
 _EPISODES = typer.Option(..., "--episodes", help="objectnav: episode file or folder; vln / r2r: R2R-format folder "
                          "(R2R_<split>.json + connectivity/)")
 
 
-def _source(task: str, episodes: Path, split: str, width: int, height: int, depth: bool, limit: int | None,
-            max_steps: int | None, renderer: str, skybox_dir: Path | None):
+def _backend_source(backend: str, episodes: Path, split: str, width: int, height: int, depth: bool,
+                    limit: int | None, max_steps: int | None, renderer: str, skybox_dir: Path | None):
+    from navtune.evaluation.backends import EvalTask, backend_source
+
+    folder = episodes.is_dir()
+    task = EvalTask(backend=backend, data_dir=str(episodes) if folder else None, split=split if folder else None,
+                    episodes=None if folder else str(episodes), renderer=renderer,
+                    skybox_dir=str(skybox_dir) if skybox_dir else None, width=width, height=height, depth=depth,
+                    max_steps=max_steps, limit=limit)
+    return backend_source(task)
+
+
+def _source(task: str | None, episodes: Path, split: str, width: int, height: int, depth: bool, limit: int | None,
+            max_steps: int | None, renderer: str, skybox_dir: Path | None, backend: str | None = None):
     from navtune.data.collectors.episodes import r2r_source
     from navtune.data.collectors.expert import objectnav_source, vln_source
     from navtune.data.collectors.renderers import renderer_factory
 
+    if (task is None) == (backend is None):
+        raise typer.BadParameter("give either --task or --backend", param_hint="--task")
+    if backend is not None:
+        return _backend_source(backend, episodes, split, width, height, depth, limit, max_steps, renderer, skybox_dir)
     if task == "objectnav":
         return objectnav_source(episodes, width, height, depth, limit)
     if task == "vln":
@@ -82,7 +102,8 @@ def _source(task: str, episodes: Path, split: str, width: int, height: int, dept
 
 @app.command("expert")
 def expert(
-    task: str = _TASK,
+    task: str | None = _TASK,
+    backend: str | None = _BACKEND,
     episodes: Path = _EPISODES,
     out: Path = _OUT,
     split: str = _SPLIT,
@@ -101,12 +122,14 @@ def expert(
     collision_penalty: float | None = _COLL,
     slack_penalty: float | None = _SLACK,
     quiet: bool = _QUIET,
+    plugin: list[str] = PLUGIN_OPTION,
 ) -> None:
     """Shortest-path expert trajectories (RGB-D) on house ObjectNav / VLN episodes or R2R."""
     from navtune.data.collectors.expert import collect_expert
 
+    import_plugin_modules(plugin)
     with _user_errors():
-        src = _source(task, episodes, split, width, height, depth, limit, max_steps, renderer, skybox_dir)
+        src = _source(task, episodes, split, width, height, depth, limit, max_steps, renderer, skybox_dir, backend)
         summary = collect_expert(src, out, workers=workers, reward=_reward(gamma, success_bonus, collision_penalty,
                                  slack_penalty), max_steps=max_steps, depth=depth, progress=not quiet)
     _done(summary)
@@ -120,7 +143,8 @@ def expert(
 
 @app.command("interactive")
 def interactive(
-    task: str = _TASK,
+    task: str | None = _TASK,
+    backend: str | None = _BACKEND,
     episodes: Path = _EPISODES,
     out: Path = _OUT,
     split: str = _SPLIT,
@@ -134,12 +158,14 @@ def interactive(
     keys: str | None = typer.Option(None, "--keys", help="script the keys instead of reading the terminal "
                                     "(e.g. 'wwadwws')"),
     no_frame: bool = typer.Option(False, "--no-frame", help="do not draw the view in the terminal"),
+    plugin: list[str] = PLUGIN_OPTION,
 ) -> None:
     """Drive episodes with the keyboard: W forward, A left, D right, S stop, H hint, Q quit."""
     from navtune.data.collectors.interactive import collect_interactive
 
+    import_plugin_modules(plugin)
     with _user_errors():
-        src = _source(task, episodes, split, width, height, depth, limit, max_steps, renderer, skybox_dir)
+        src = _source(task, episodes, split, width, height, depth, limit, max_steps, renderer, skybox_dir, backend)
         summary = collect_interactive(src.env_factory, src.episodes, out, src.info, keys=keys,
                                       max_steps=max_steps or int(src.info.get("max_steps") or 500),
                                       show_frame=not no_frame, depth=depth)
@@ -148,7 +174,8 @@ def interactive(
 
 @app.command("dagger")
 def dagger(
-    task: str = _TASK,
+    task: str | None = _TASK,
+    backend: str | None = _BACKEND,
     episodes: Path = _EPISODES,
     out: Path = _OUT,
     policy: str = typer.Option("vlm", "--policy", help="vlm | random | forward"),
@@ -166,25 +193,32 @@ def dagger(
     renderer: str = _RENDERER,
     skybox_dir: Path | None = _SKYBOX,
     quiet: bool = _QUIET,
+    plugin: list[str] = PLUGIN_OPTION,
 ) -> None:
     """Run a policy and store the expert's action at every visited state (DAgger relabelling)."""
     from navtune.agents.policy import make_policy
     from navtune.data.collectors.dagger import collect_policy
 
+    import_plugin_modules(plugin)
     with _user_errors():
-        src = _source(task, episodes, split, width, height, depth, limit, max_steps, renderer, skybox_dir)
+        src = _source(task, episodes, split, width, height, depth, limit, max_steps, renderer, skybox_dir, backend)
     space = src.info["action_space"]
     if policy == "vlm":
+        from navtune.agents.prompts import format_class
+
         if model is None:
             raise typer.BadParameter("policy vlm needs --model", param_hint="--model")
-        pol = make_policy("vlm", model_path=str(model), format=format, device=device,
-                          **({"action_space": space} if format == "chat" else {}))
+        with _user_errors():
+            speaks = format_class(format).action_spaces
+        if space not in speaks:
+            raise typer.BadParameter(f"policy speaks {' / '.join(speaks)} actions but task {task or backend} uses {space}")
+        pol = make_policy("vlm", model_path=str(model), format=format, device=device, action_space=space)
     elif policy == "random":
         pol = make_policy("random", action_space=space, seed=seed, include_stop=False)
     else:
         pol = make_policy(policy, action_space=space)
     if pol.action_space != space:
-        raise typer.BadParameter(f"policy speaks {pol.action_space} actions but task {task} uses {space}")
+        raise typer.BadParameter(f"policy speaks {pol.action_space} actions but task {task or backend} uses {space}")
     with _user_errors():
         summary = collect_policy(src.env_factory, src.episodes, pol, out, src.info, beta=beta, seed=seed,
                                  max_steps=max_steps or int(src.info.get("max_steps") or 500), depth=depth,

@@ -13,8 +13,8 @@ _CASE_FIELDS = ("instruction", "step", "distance", "previous_actions", "move_pos
 
 def case_to_step(case: dict, fmt_name: str, source: str = "case"):
     """CASE.json dict -> StepInput (clear error naming the file and field)."""
-    from navtune.agents.prompts import StepInput
-    from navtune.core.actions import CONTINUOUS_ACTIONS, GRAPH_ACTIONS, MOVE, MOVE_FORWARD
+    from navtune.agents.prompts import StepInput, format_class
+    from navtune.core.actions import ACTION_SPACES, FORWARD
 
     missing = [f for f in _CASE_FIELDS if f not in case and f != "system_prompt"]
     if missing:
@@ -26,9 +26,9 @@ def case_to_step(case: dict, fmt_name: str, source: str = "case"):
             raise ValueError(f"{source}: field {f!r} must be a non-negative integer, got {case[f]!r}")
     if not isinstance(case["distance"], (int, float)):
         raise ValueError(f"{source}: field 'distance' must be a number, got {case['distance']!r}")
-    fmt_space = "continuous" if fmt_name == "objectnav-json" else "graph"
-    space, fwd = (CONTINUOUS_ACTIONS, MOVE_FORWARD) if fmt_space == "continuous" else (GRAPH_ACTIONS, MOVE)
-    allowed = tuple(a for a in space if case["move_possible"] or a != fwd)
+    fmt_space = format_class(fmt_name).action_spaces[0]
+    fwd = FORWARD[fmt_space]
+    allowed = tuple(a for a in ACTION_SPACES[fmt_space] if case["move_possible"] or a != fwd)
     return StepInput(
         instruction=str(case["instruction"]),
         step=case["step"],

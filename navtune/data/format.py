@@ -23,6 +23,7 @@ import shutil
 import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
@@ -387,18 +388,117 @@ _EPISODE_FIELDS = ("episode_id", "task", "action_space", "scene", "steps")
 _STEP_FIELDS = ("t", "action", "pose")
 
 
+class _ManifestFields:
+    """Dict-style read access to the manifest line a record was built from (``ep["steps"]``), for code
+    written against the plain dicts; navtune itself reads the typed attributes."""
+
+    _raw: Mapping[str, Any]
+
+    def __getitem__(self, key: str) -> Any:
+        return self._raw[key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self._raw.get(key, default)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._raw
+
+    def keys(self):
+        return self._raw.keys()
+
+
+@dataclass(frozen=True, eq=False)
+class StepRecord(_ManifestFields):
+    """One committed step, read back: what `StepData` recorded (frames as paths relative to the dataset
+    folder) plus the step index and the reward / return computed at commit (None when unknown)."""
+
+    t: int
+    action: str
+    pose: Mapping[str, float]
+    expert_action: str | None = None
+    allowed_actions: tuple[str, ...] = ()
+    geodesic_distance: float | None = None
+    collision: bool = False
+    reward: float | None = None
+    ret: float | None = None  # the manifest's "return"
+    rgb: str | None = None
+    depth: str | None = None
+    info: Mapping[str, Any] = field(default_factory=dict)
+    _raw: Mapping[str, Any] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_manifest(cls, s: Mapping[str, Any]) -> "StepRecord":
+        return cls(t=int(s["t"]), action=str(s["action"]), pose=MappingProxyType(dict(s["pose"])),
+                   expert_action=s.get("expert_action"), allowed_actions=tuple(s.get("allowed_actions") or ()),
+                   geodesic_distance=s.get("geodesic_distance"), collision=bool(s.get("collision", False)),
+                   reward=s.get("reward"), ret=s.get("return"), rgb=s.get("rgb"), depth=s.get("depth"),
+                   info=MappingProxyType(dict(s.get("info") or {})), _raw=MappingProxyType(s))
+
+    def frame(self, kind: str) -> str | None:
+        """Path of the step's "rgb" or "depth" frame relative to the dataset folder (None: not recorded)."""
+        if kind not in ("rgb", "depth"):
+            raise ValueError(f"frame kind must be 'rgb' or 'depth' (got {kind!r})")
+        return self.rgb if kind == "rgb" else self.depth
+
+
+@dataclass(frozen=True, eq=False)
+class EpisodeRecord(_ManifestFields):
+    """One committed episode, read back from its manifest line: the `EpisodeMeta` it was written with, what
+    happened (steps, stop, success, path length, final pose / distance). Read-only."""
+
+    episode_id: str
+    task: str
+    action_space: str
+    scene: str
+    steps: tuple[StepRecord, ...]
+    instruction: str | None = None
+    target: str | None = None
+    start: Mapping[str, float] | None = None
+    goal: Mapping[str, Any] = field(default_factory=dict)
+    success_radius: float = 3.0
+    source: str = "expert"
+    order: int = 0
+    info: Mapping[str, Any] = field(default_factory=dict)
+    num_steps: int = 0
+    stopped: bool = False
+    success: bool | None = None
+    path_length: float = 0.0
+    final: Mapping[str, Any] = field(default_factory=dict)
+    _raw: Mapping[str, Any] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_manifest(cls, ep: Mapping[str, Any]) -> "EpisodeRecord":
+        steps = tuple(StepRecord.from_manifest(s) for s in ep["steps"])
+        start = ep.get("start")
+        return cls(episode_id=ep["episode_id"], task=ep["task"], action_space=ep["action_space"], scene=str(ep["scene"]),
+                   steps=steps, instruction=ep.get("instruction"), target=ep.get("target"),
+                   start=None if start is None else MappingProxyType(dict(start)),
+                   goal=MappingProxyType(dict(ep.get("goal") or {})), success_radius=ep.get("success_radius", 3.0),
+                   source=ep.get("source", "expert"), order=ep.get("order", 0),
+                   info=MappingProxyType(dict(ep.get("info") or {})), num_steps=ep.get("num_steps", len(steps)),
+                   stopped=bool(ep.get("stopped", False)), success=ep.get("success"),
+                   path_length=ep.get("path_length", 0.0), final=MappingProxyType(dict(ep.get("final") or {})),
+                   _raw=MappingProxyType(ep))
+
+    @property
+    def actions(self) -> list[str]:
+        return [s.action for s in self.steps]
+
+
 class EpisodeDataset:
-    """Read access to a dataset folder: episodes from the manifest, frames decoded on demand."""
+    """Read access to a dataset folder: episodes from the manifest as typed read-only `EpisodeRecord`s,
+    frames decoded on demand."""
 
     def __init__(self, root: str | os.PathLike):
         self.root = Path(root)
         self.info = _read_info(self.root)
         self.manifest_path = self.root / MANIFEST_FILE
-        self.episodes: list[dict[str, Any]] = []
+        self.episodes: list[EpisodeRecord] = []
         self._index: dict[str, int] = {}
-        for i, ep in enumerate(read_jsonl(self.manifest_path)):
-            self._validate(ep, i)
-            self._index[ep["episode_id"]] = len(self.episodes)
+        for i, row in enumerate(read_jsonl(self.manifest_path)):
+            self._validate(row, i)
+            ep = EpisodeRecord.from_manifest(row)
+            self._index[ep.episode_id] = len(self.episodes)
             self.episodes.append(ep)
 
     def _validate(self, ep: Any, i: int) -> None:
@@ -424,47 +524,51 @@ class EpisodeDataset:
     def __len__(self) -> int:
         return len(self.episodes)
 
-    def __getitem__(self, i: int) -> dict[str, Any]:
+    def __getitem__(self, i: int) -> EpisodeRecord:
         return self.episodes[i]
 
-    def __iter__(self) -> Iterator[dict[str, Any]]:
+    def __iter__(self) -> Iterator[EpisodeRecord]:
         return iter(self.episodes)
 
-    def episode(self, episode_id: str) -> dict[str, Any]:
+    def episode(self, episode_id: str) -> EpisodeRecord:
         try:
             return self.episodes[self._index[episode_id]]
         except KeyError:
             raise KeyError(f"{self.manifest_path}: no episode {episode_id!r}") from None
 
+    def _record(self, episode: str | EpisodeRecord | Mapping[str, Any]) -> EpisodeRecord:
+        if isinstance(episode, str):
+            return self.episode(episode)
+        return episode if isinstance(episode, EpisodeRecord) else EpisodeRecord.from_manifest(episode)
+
     @property
     def episode_ids(self) -> list[str]:
-        return [e["episode_id"] for e in self.episodes]
+        return [e.episode_id for e in self.episodes]
 
     @property
     def num_steps(self) -> int:
-        return sum(len(e["steps"]) for e in self.episodes)
+        return sum(len(e.steps) for e in self.episodes)
 
-    def iter_steps(self) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
+    def iter_steps(self) -> Iterator[tuple[EpisodeRecord, StepRecord]]:
         for ep in self.episodes:
-            for s in ep["steps"]:
+            for s in ep.steps:
                 yield ep, s
 
-    def frame_path(self, episode: str | dict, t: int, kind: str = "rgb") -> Path:
-        ep = self.episode(episode) if isinstance(episode, str) else episode
-        steps = ep["steps"]
-        if not 0 <= t < len(steps):
-            raise FrameError(f"{self.root}: episode {ep['episode_id']!r} has no step {t} ({len(steps)} steps)")
-        rel = steps[t].get(kind)
+    def frame_path(self, episode: str | EpisodeRecord, t: int, kind: str = "rgb") -> Path:
+        ep = self._record(episode)
+        if not 0 <= t < len(ep.steps):
+            raise FrameError(f"{self.root}: episode {ep.episode_id!r} has no step {t} ({len(ep.steps)} steps)")
+        rel = ep.steps[t].frame(kind)
         if rel is None:
-            raise FrameError(f"{self.root}: episode {ep['episode_id']!r} step {t}: no {kind} frame was recorded")
+            raise FrameError(f"{self.root}: episode {ep.episode_id!r} step {t}: no {kind} frame was recorded")
         return self.root / rel
 
-    def _load(self, episode: str | dict, t: int, kind: str) -> np.ndarray:
+    def _load(self, episode: str | EpisodeRecord, t: int, kind: str) -> np.ndarray:
         from PIL import Image, UnidentifiedImageError
 
-        ep = self.episode(episode) if isinstance(episode, str) else episode
+        ep = self._record(episode)
         path = self.frame_path(ep, t, kind)
-        where = f"{self.root}: episode {ep['episode_id']!r} step {t}: {kind} frame {path.name}"
+        where = f"{self.root}: episode {ep.episode_id!r} step {t}: {kind} frame {path.name}"
         try:
             with Image.open(path) as img:
                 img.load()
@@ -479,15 +583,15 @@ class EpisodeDataset:
             raise FrameError(f"{where} is not a 16-bit depth image ({arr.dtype} {arr.shape})")
         return arr[..., :3] if kind == "rgb" else arr
 
-    def load_rgb(self, episode: str | dict, t: int) -> np.ndarray:
+    def load_rgb(self, episode: str | EpisodeRecord, t: int) -> np.ndarray:
         """(H, W, 3) uint8."""
         return self._load(episode, t, "rgb")
 
-    def load_depth(self, episode: str | dict, t: int) -> np.ndarray:
+    def load_depth(self, episode: str | EpisodeRecord, t: int) -> np.ndarray:
         """(H, W) float32 metres (0 = invalid)."""
         return mm_to_depth(self._load(episode, t, "depth"))
 
-    def load_image(self, episode: str | dict, t: int):
+    def load_image(self, episode: str | EpisodeRecord, t: int):
         """The RGB frame as a PIL image (what processors take)."""
         from PIL import Image
 
@@ -498,15 +602,15 @@ class EpisodeDataset:
         n = 0
         for ep, s in self.iter_steps():
             for kind in ("rgb", "depth"):
-                if s.get(kind) is not None:
-                    self._load(ep, s["t"], kind)
+                if s.frame(kind) is not None:
+                    self._load(ep, s.t, kind)
                     n += 1
         return n
 
 
 # --------------------------------------------------------------------------------------------- splits
 def split_by_scene(
-    episodes: Iterable[Mapping[str, Any]],
+    episodes: Iterable[EpisodeRecord | Mapping[str, Any]],
     fractions: Mapping[str, float] | None = None,
     seed: int = 0,
 ) -> dict[str, list[str]]:
@@ -519,7 +623,8 @@ def split_by_scene(
         raise ValueError(f"split fractions must be >= 0 with a positive sum (got {fractions})")
     by_scene: dict[str, list[str]] = {}
     for ep in episodes:
-        by_scene.setdefault(str(ep["scene"]), []).append(ep["episode_id"])
+        scene, eid = (ep.scene, ep.episode_id) if isinstance(ep, EpisodeRecord) else (ep["scene"], ep["episode_id"])
+        by_scene.setdefault(str(scene), []).append(eid)
     scenes = sorted(by_scene)
     rng = np.random.default_rng(seed)
     scenes = [scenes[i] for i in rng.permutation(len(scenes))]

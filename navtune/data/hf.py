@@ -15,7 +15,7 @@ import torch
 import torch.utils.data
 
 from navtune.core.actions import ACTION_SPACES
-from navtune.data.format import EpisodeDataset
+from navtune.data.format import EpisodeDataset, EpisodeRecord
 
 _STR = "string"
 
@@ -79,17 +79,17 @@ def _frame(root: Path, rel: str | None, frames: bool) -> Any:
     return {"path": str((root / rel).resolve()), "bytes": None} if frames else rel
 
 
-def _meta(ep: dict) -> dict:
+def _meta(ep: EpisodeRecord) -> dict:
     return {
-        "episode_id": ep["episode_id"],
-        "scene": ep["scene"],
-        "task": ep["task"],
-        "action_space": ep["action_space"],
-        "source": ep.get("source"),
-        "instruction": ep.get("instruction"),
-        "target": ep.get("target"),
-        "success": ep.get("success"),
-        "num_steps": len(ep["steps"]),
+        "episode_id": ep.episode_id,
+        "scene": ep.scene,
+        "task": ep.task,
+        "action_space": ep.action_space,
+        "source": ep.source,
+        "instruction": ep.instruction,
+        "target": ep.target,
+        "success": ep.success,
+        "num_steps": len(ep.steps),
     }
 
 
@@ -105,44 +105,44 @@ def to_hf_dataset(root: str | os.PathLike | EpisodeDataset, level: str = "step",
     rows: list[dict] = []
     for ep in ds:
         meta = _meta(ep)
-        steps = ep["steps"]
+        steps = ep.steps
         if level == "step":
             for s in steps:
-                p = s["pose"]
+                p = s.pose
                 rows.append(
                     {
                         **meta,
-                        "t": s["t"],
-                        "action": s["action"],
-                        "expert_action": s.get("expert_action"),
-                        "allowed_actions": s.get("allowed_actions") or [],
+                        "t": s.t,
+                        "action": s.action,
+                        "expert_action": s.expert_action,
+                        "allowed_actions": list(s.allowed_actions),
                         "x": p["x"],
                         "y": p["y"],
                         "z": p.get("z", 0.0),
                         "heading": p.get("heading", 0.0),
-                        "geodesic_distance": s.get("geodesic_distance"),
-                        "collision": s.get("collision", False),
-                        "reward": s.get("reward"),
-                        "return": s.get("return"),
-                        "done": s["t"] == len(steps) - 1,
-                        "distance_traveled": (s.get("info") or {}).get("distance_traveled"),
-                        "viewpoint": (s.get("info") or {}).get("viewpoint"),
-                        "rgb": _frame(ds.root, s.get("rgb"), frames),
-                        "depth": _frame(ds.root, s.get("depth"), frames),
+                        "geodesic_distance": s.geodesic_distance,
+                        "collision": s.collision,
+                        "reward": s.reward,
+                        "return": s.ret,
+                        "done": s.t == len(steps) - 1,
+                        "distance_traveled": s.info.get("distance_traveled"),
+                        "viewpoint": s.info.get("viewpoint"),
+                        "rgb": _frame(ds.root, s.rgb, frames),
+                        "depth": _frame(ds.root, s.depth, frames),
                     }
                 )
         else:
             rows.append(
                 {
                     **meta,
-                    "actions": [s["action"] for s in steps],
-                    "expert_actions": [s.get("expert_action") for s in steps],
-                    "geodesic_distances": [s.get("geodesic_distance") for s in steps],
-                    "collisions": [s.get("collision", False) for s in steps],
-                    "rewards": [s.get("reward") for s in steps],
-                    "returns": [s.get("return") for s in steps],
-                    "rgb": [_frame(ds.root, s.get("rgb"), frames) for s in steps if s.get("rgb")],
-                    "depth": [_frame(ds.root, s.get("depth"), frames) for s in steps if s.get("depth")],
+                    "actions": [s.action for s in steps],
+                    "expert_actions": [s.expert_action for s in steps],
+                    "geodesic_distances": [s.geodesic_distance for s in steps],
+                    "collisions": [s.collision for s in steps],
+                    "rewards": [s.reward for s in steps],
+                    "returns": [s.ret for s in steps],
+                    "rgb": [_frame(ds.root, s.rgb, frames) for s in steps if s.rgb],
+                    "depth": [_frame(ds.root, s.depth, frames) for s in steps if s.depth],
                 }
             )
     features = _features(level, frames)
@@ -175,7 +175,7 @@ class TorchStepDataset(torch.utils.data.Dataset):
     def __init__(self, root: str | os.PathLike | EpisodeDataset, rgb: bool = True, depth: bool = True):
         self.ds = root if isinstance(root, EpisodeDataset) else EpisodeDataset(root)
         self.rgb, self.depth = rgb, depth
-        self.index = [(i, s["t"]) for i, ep in enumerate(self.ds) for s in ep["steps"]]
+        self.index = [(i, s.t) for i, ep in enumerate(self.ds) for s in ep.steps]
 
     def __len__(self) -> int:
         return len(self.index)
@@ -183,22 +183,22 @@ class TorchStepDataset(torch.utils.data.Dataset):
     def __getitem__(self, i: int) -> dict[str, Any]:
         e, t = self.index[i]
         ep = self.ds[e]
-        s = ep["steps"][t]
-        space = ACTION_SPACES[ep["action_space"]]
+        s = ep.steps[t]
+        space = ACTION_SPACES[ep.action_space]
         out: dict[str, Any] = {
-            "episode_id": ep["episode_id"],
-            "scene": ep["scene"],
+            "episode_id": ep.episode_id,
+            "scene": ep.scene,
             "t": t,
-            "action": torch.tensor(space.index(s["action"]), dtype=torch.long),
-            "reward": torch.tensor(np.nan if s.get("reward") is None else s["reward"], dtype=torch.float32),
-            "return": torch.tensor(np.nan if s.get("return") is None else s["return"], dtype=torch.float32),
+            "action": torch.tensor(space.index(s.action), dtype=torch.long),
+            "reward": torch.tensor(np.nan if s.reward is None else s.reward, dtype=torch.float32),
+            "return": torch.tensor(np.nan if s.ret is None else s.ret, dtype=torch.float32),
             "geodesic_distance": torch.tensor(
-                np.nan if s.get("geodesic_distance") is None else s["geodesic_distance"], dtype=torch.float32
+                np.nan if s.geodesic_distance is None else s.geodesic_distance, dtype=torch.float32
             ),
         }
-        if self.rgb and s.get("rgb"):
+        if self.rgb and s.rgb:
             out["rgb"] = torch.from_numpy(np.ascontiguousarray(self.ds.load_rgb(ep, t).transpose(2, 0, 1)))
-        if self.depth and s.get("depth"):
+        if self.depth and s.depth:
             out["depth"] = torch.from_numpy(self.ds.load_depth(ep, t))[None]
         return out
 

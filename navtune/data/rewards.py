@@ -20,7 +20,6 @@ from dataclasses import asdict, dataclass
 from typing import Sequence
 
 import numpy as np
-from scipy.signal import lfilter
 
 from navtune.core.actions import STOP_ACTIONS
 
@@ -81,6 +80,8 @@ def step_rewards(
 
 def discounted_returns(rewards: Sequence[float], gamma: float) -> np.ndarray:
     """G_t = sum_k gamma^k r_{t+k}, computed backwards as a first-order IIR filter (scipy lfilter)."""
+    from scipy.signal import lfilter  # here: scipy.signal takes ~0.7 s to import (the CLI imports this module)
+
     r = np.asarray(rewards, dtype=np.float64)
     if r.size == 0:
         return r.copy()

@@ -1,10 +1,12 @@
 """Lazy training samples per prompt format, built from a navtune dataset folder.
 
-* ``r2r-lowlevel`` and ``objectnav-json``: one sample per step (the prompt with the history the format
-  shows, then the answer), labels only on the action's tokens (for ``r2r-lowlevel`` the word after
+The format's `unit` decides the sample:
+
+* ``"step"`` (``r2r-lowlevel``, ``objectnav-json``): one sample per step (the prompt with the history the
+  format shows, then the answer), labels only on the action's tokens (for ``r2r-lowlevel`` the word after
   ``Action: ``, as in the seed).
-* ``chat``: one sample per episode, every action labelled, plus each action's token span and the labelled
-  positions, so a trainer can compute logits only where labels are.
+* ``"episode"`` (``chat``): one sample per episode, every action labelled, plus each action's token span
+  and the labelled positions, so a trainer can compute logits only where labels are.
 
 The text is rendered by the prompt formats of `navtune.agents.prompts` and tokenized **segment by segment
 exactly as the VLM policy does at inference** (image placeholders expanded to the processor's image token
@@ -23,13 +25,11 @@ from typing import Any, Sequence
 import torch
 from torch.utils.data import Dataset
 
-from navtune.agents.prompts.base import IMAGE_PAD, tokenize_rendered
+from navtune.agents.prompts.base import IMAGE_PAD, image_token_count, merge_size_of, tokenize_rendered
 from navtune.core.actions import ACTION_SPACES
 from navtune.data.format import EpisodeDataset, split_by_scene
 
 IGNORE_INDEX = -100
-PER_STEP_FORMATS = ("r2r-lowlevel", "objectnav-json")
-EPISODE_FORMATS = ("chat",)
 
 
 @dataclass(frozen=True)
@@ -62,27 +62,26 @@ class FormatSamples(Dataset):
         distance_decimals: int | None = 3,
         episode_ids: Sequence[str] | None = None,
     ):
-        from navtune.agents.prompts import get_format, load_system_prompt
+        from navtune.agents.prompts import format_class, get_format, load_system_prompt
 
         self.ds = dataset if isinstance(dataset, EpisodeDataset) else EpisodeDataset(dataset)
         if target not in ("action", "expert"):
             raise ValueError(f"target must be 'action' or 'expert' (got {target!r})")
-        spaces = {ep["action_space"] for ep in self.ds}
-        if format == "chat":
-            if len(spaces) > 1:
-                raise ValueError(f"{self.ds.root}: chat format needs one action space, the dataset mixes {sorted(spaces)}")
-            self.format = get_format(format, action_space=next(iter(spaces), "graph"))
-        else:
-            self.format = get_format(format)
-            bad = spaces - {self.format.action_space}
-            if bad:
-                raise ValueError(f"{self.ds.root}: format {format!r} speaks {self.format.action_space} actions but the "
-                                 f"dataset holds {sorted(bad)} episodes")
+        spaces = {ep.action_space for ep in self.ds}
+        speaks = format_class(format).action_spaces
+        bad = spaces - set(speaks)
+        if bad:
+            raise ValueError(f"{self.ds.root}: format {format!r} speaks {' / '.join(speaks)} actions but the "
+                             f"dataset holds {sorted(bad)} episodes")
+        if len(spaces) > 1:
+            raise ValueError(f"{self.ds.root}: format {format!r} needs one action space, the dataset mixes "
+                             f"{sorted(spaces)}")
+        self.format = get_format(format, action_space=next(iter(spaces), None))
         self.format_name = format
         self.processor = processor
         self.tokenizer = processor.tokenizer
         self.image_processor = processor.image_processor
-        self.merge = int(getattr(self.image_processor, "merge_size", 2))
+        self.merge = merge_size_of(processor)
         self.image_token_id = int(self.tokenizer.convert_tokens_to_ids(IMAGE_PAD))
         self.system_prompt = system_prompt if system_prompt is not None else load_system_prompt()
         self.image_size = tuple(image_size) if image_size else None
@@ -92,18 +91,18 @@ class FormatSamples(Dataset):
             self.episodes = list(range(len(self.ds)))
         else:
             wanted = set(episode_ids)
-            self.episodes = [i for i, ep in enumerate(self.ds) if ep["episode_id"] in wanted]
-            missing = wanted - {self.ds[i]["episode_id"] for i in self.episodes}
+            self.episodes = [i for i, ep in enumerate(self.ds) if ep.episode_id in wanted]
+            missing = wanted - {self.ds[i].episode_id for i in self.episodes}
             if missing:
                 raise KeyError(f"{self.ds.manifest_path}: no episode(s) {sorted(missing)[:5]}")
         for i in self.episodes:
             ep = self.ds[i]
-            for s in ep["steps"]:
-                if s.get("rgb") is None:
-                    raise ValueError(f"{self.ds.root}: episode {ep['episode_id']!r} step {s['t']}: no rgb frame "
+            for s in ep.steps:
+                if s.rgb is None:
+                    raise ValueError(f"{self.ds.root}: episode {ep.episode_id!r} step {s.t}: no rgb frame "
                                      "(a VLM needs images; collect with a renderer)")
-                if target == "expert" and s.get("expert_action") is None:
-                    raise ValueError(f"{self.ds.root}: episode {ep['episode_id']!r} step {s['t']}: no expert_action")
+                if target == "expert" and s.expert_action is None:
+                    raise ValueError(f"{self.ds.root}: episode {ep.episode_id!r} step {s.t}: no expert_action")
 
     # ------------------------------------------------------------ steps -> prompt inputs
     def step_inputs(self, e: int) -> tuple[list[Any], list[str], list[str]]:
@@ -111,23 +110,23 @@ class FormatSamples(Dataset):
         from navtune.agents.prompts import StepInput
 
         ep = self.ds[e]
-        space = ACTION_SPACES[ep["action_space"]]
+        space = ACTION_SPACES[ep.action_space]
         steps, executed = [], []
-        for s in ep["steps"]:
-            t = s["t"]
+        for s in ep.steps:
+            t = s.t
             steps.append(
                 StepInput(
-                    instruction=ep.get("instruction") or "",
+                    instruction=ep.instruction or "",
                     step=t,
-                    distance=_round(s.get("info", {}).get("distance_traveled", 0.0), self.distance_decimals),
+                    distance=_round(s.info.get("distance_traveled", 0.0), self.distance_decimals),
                     previous_actions=list(executed),
-                    allowed_actions=tuple(s.get("allowed_actions") or space),
+                    allowed_actions=tuple(s.allowed_actions or space),
                     image=FrameRef(e, t),
                     previous_images=[FrameRef(e, k) for k in range(t)],
                 )
             )
-            executed.append(s["action"])
-        labels = [s["expert_action"] for s in ep["steps"]] if self.target == "expert" else list(executed)
+            executed.append(s.action)
+        labels = [s.expert_action for s in ep.steps] if self.target == "expert" else list(executed)
         return steps, executed, labels
 
     # ------------------------------------------------------------ tokenization
@@ -166,7 +165,7 @@ class FormatSamples(Dataset):
         counts: list[int] = []
         if pixels is not None:
             out["pixel_values"], out["image_grid_thw"] = pixels
-            counts = [int(g.prod()) // (self.merge**2) for g in out["image_grid_thw"]]
+            counts = [image_token_count(g, self.merge) for g in out["image_grid_thw"]]
         ids, spans = tokenize_rendered(rendered, counts,
                                        lambda text: self.tokenizer(text, add_special_tokens=False)["input_ids"])
         input_ids = torch.tensor([ids], dtype=torch.long)
@@ -202,18 +201,21 @@ class FormatSamples(Dataset):
     def rewards(self, i: int) -> list[float]:
         """Per-step rewards of the i-th episode (NaN when unknown), without decoding frames."""
         ep = self.ds[self.episodes[i]]
-        return [math.nan if s.get("reward") is None else float(s["reward"]) for s in ep["steps"]]
+        return [math.nan if s.reward is None else float(s.reward) for s in ep.steps]
 
 
 class StepSamples(FormatSamples):
-    """Per-step samples for ``r2r-lowlevel`` / ``objectnav-json``: prompt with history + one labelled action."""
+    """Per-step samples for formats whose training unit is a step (``r2r-lowlevel`` / ``objectnav-json``):
+    prompt with history + one labelled action."""
 
     def __init__(self, dataset: EpisodeDataset | str | os.PathLike, processor: Any, format: str = "r2r-lowlevel",
                  **kwargs: Any):
-        if format not in PER_STEP_FORMATS:
-            raise ValueError(f"StepSamples is for {PER_STEP_FORMATS}; use EpisodeSamples for {format!r}")
+        from navtune.agents.prompts import format_class
+
+        if format_class(format).unit != "step":
+            raise ValueError(f"StepSamples is for formats trained per step; use EpisodeSamples for {format!r}")
         super().__init__(dataset, processor, format, **kwargs)
-        self.index = [(e, s["t"]) for e in self.episodes for s in self.ds[e]["steps"]]
+        self.index = [(e, s.t) for e in self.episodes for s in self.ds[e].steps]
 
     def __len__(self) -> int:
         return len(self.index)
@@ -224,20 +226,19 @@ class StepSamples(FormatSamples):
         rendered = self.format.render_step(steps[t], self.system_prompt) + self.format.render_target(labels[t])
         sample = self.encode(rendered)
         ep = self.ds[e]
-        s = ep["steps"][t]
-        sample.update(episode_id=ep["episode_id"], t=t, allowed=[tuple(steps[t].allowed_actions)],
-                      reward=s.get("reward"), ret=s.get("return"))
+        s = ep.steps[t]
+        sample.update(episode_id=ep.episode_id, t=t, allowed=[tuple(steps[t].allowed_actions)],
+                      reward=s.reward, ret=s.ret)
         return sample
 
 
 class EpisodeSamples(FormatSamples):
-    """One item per episode: ``chunks`` (one sample for ``chat``; one per step for per-step formats),
-    the labelled actions in order, the allowed actions and rewards per step (what a trainer consumes)."""
+    """One item per episode: ``chunks`` (one sample when the format's unit is the episode, e.g. ``chat``; one
+    per step otherwise), the labelled actions in order, the allowed actions and rewards per step (what a
+    trainer consumes)."""
 
     def __init__(self, dataset: EpisodeDataset | str | os.PathLike, processor: Any, format: str = "chat",
                  **kwargs: Any):
-        if format not in PER_STEP_FORMATS + EPISODE_FORMATS:
-            raise ValueError(f"unknown prompt format {format!r}; known: {PER_STEP_FORMATS + EPISODE_FORMATS}")
         super().__init__(dataset, processor, format, **kwargs)
 
     def __len__(self) -> int:
@@ -247,15 +248,14 @@ class EpisodeSamples(FormatSamples):
         e = self.episodes[i]
         ep = self.ds[e]
         steps, executed, labels = self.step_inputs(e)
-        if self.format_name == "chat":
+        if self.format.unit == "episode":  # one sample of the executed actions, relabelled (DAgger)
             (rendered,) = self.format.render_episode(steps, executed, self.system_prompt)
-            chunks = [self._relabel(self.encode(rendered), labels, f"{self.ds.root}: episode {ep['episode_id']!r}")]
+            chunks = [self._relabel(self.encode(rendered), labels, f"{self.ds.root}: episode {ep.episode_id!r}")]
         else:
             memo: dict = {}  # this episode's frames, decoded once for all its step prompts
-            chunks = [self.encode(self.format.render_step(s, self.system_prompt) + self.format.render_target(a), memo)
-                      for s, a in zip(steps, labels)]
+            chunks = [self.encode(r, memo) for r in self.format.render_episode(steps, labels, self.system_prompt)]
         return {
-            "episode_id": ep["episode_id"],
+            "episode_id": ep.episode_id,
             "chunks": chunks,
             "actions": labels,
             "allowed": [tuple(s.allowed_actions) for s in steps],
@@ -265,9 +265,11 @@ class EpisodeSamples(FormatSamples):
 
 def training_samples(dataset: EpisodeDataset | str | os.PathLike, processor: Any, format: str, per: str | None = None,
                      **kwargs: Any) -> FormatSamples:
-    """The natural sample unit of a format: per step for r2r-lowlevel/objectnav-json, per episode for chat
-    (`per="episode"` groups a per-step format by episode)."""
-    per = per or ("episode" if format in EPISODE_FORMATS else "step")
+    """The natural sample unit of a format (its `unit`: per step for r2r-lowlevel/objectnav-json, per episode
+    for chat); `per="episode"` groups a per-step format by episode."""
+    from navtune.agents.prompts import format_class
+
+    per = per or format_class(format).unit
     if per == "step":
         return StepSamples(dataset, processor, format, **kwargs)
     if per == "episode":

@@ -150,9 +150,10 @@ class Demo:
 
         from navtune.data.collectors.episodes import r2r_source
         from navtune.data.collectors.expert import collect_expert
+        from navtune.data.collectors.renderers import HouseScenes
 
         c = self.cfg
-        factory = functools.partial(HouseSceneRenderer, c.width, c.height)
+        factory = functools.partial(HouseScenes, c.width, c.height, False)
         src = r2r_source(self.vln, TRAIN_SPLIT, factory, "house", max_steps=c.eval_max_steps)
         for _, meta in src.episodes:
             meta.task, meta.source = "vln", "expert"
@@ -287,18 +288,6 @@ class Demo:
         table = markdown_table([load_run(d, n) for d, n in zip(dirs, AGENTS)])
         (self.report_dir / "table.md").write_text(table + "\n")
         return {"report": str(path), "table": table}
-
-
-class HouseSceneRenderer:
-    """A collector-style renderer (`render(scan, viewpoint, heading)`) over the house simulator's views."""
-
-    def __init__(self, width: int, height: int):
-        from navtune.envs.house.renderer import HouseRenderers
-
-        self.renderers = HouseRenderers(width, height, depth=False)
-
-    def render(self, scan: str, viewpoint: str, heading: float):
-        return self.renderers(scan).render(viewpoint, heading, 0.0)
 
 
 STAGE_FUNCS = {"houses": Demo.houses, "expert": Demo.expert_data, "model": Demo.model, "sft": Demo.sft,

@@ -69,3 +69,9 @@ def check_step(env: Any, action: str, actions: Sequence[str]) -> None:
         raise RuntimeError("episode is over; call reset()")
     if action not in actions:
         raise ValueError(f"unknown action {action!r}; expected one of {tuple(actions)}")
+
+
+def check_expert(env: Any) -> None:
+    """The guard every backend's `expert_action` starts with: an episode is running."""
+    if env.episode is None:
+        raise RuntimeError("call reset(episode) before expert_action()")

@@ -4,6 +4,14 @@ failure modes, R2R-format trajectory export. See docs/evaluation.md."""
 from navtune.evaluation.agents import AgentSpec, build_policy, load_vlm
 from navtune.evaluation.backends import EvalEpisode, EvalTask, EnvRunner, load_episodes, make_env, shard
 from navtune.evaluation.harness import EvalConfig, Recorder, evaluate
+from navtune.evaluation.registry import (
+    EpisodeTrace,
+    MeasureContext,
+    backend_spec,
+    register_backend,
+    register_measure,
+    register_task,
+)
 from navtune.evaluation.results import (
     RunFolderError,
     finalize_run,
@@ -16,7 +24,8 @@ from navtune.evaluation.results import (
 from navtune.evaluation.run import run_eval
 
 __all__ = [
-    "AgentSpec", "EnvRunner", "EvalConfig", "EvalEpisode", "EvalTask", "Recorder", "RunFolderError", "build_policy",
-    "evaluate", "finalize_run", "load_episodes", "load_rows", "load_run_info", "load_vlm", "make_env", "merge_shards",
+    "AgentSpec", "EnvRunner", "EpisodeTrace", "EvalConfig", "EvalEpisode", "EvalTask", "MeasureContext", "Recorder",
+    "RunFolderError", "backend_spec", "build_policy", "evaluate", "finalize_run", "load_episodes", "load_rows",
+    "load_run_info", "load_vlm", "make_env", "merge_shards", "register_backend", "register_measure", "register_task",
     "results_file", "run_eval", "shard", "summarize",
 ]

@@ -5,6 +5,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from navtune.core.config import option, parse_size
 from navtune.core.hub import is_hub_id
 
 BASELINES = ("random", "forward", "oracle")
@@ -15,17 +16,20 @@ class AgentSpec:
     """A baseline (`random` | `forward` | `oracle`) or `vlm`: a model folder, an optional peft adapter, a
     prompt format, the inference mode and the decoding (constrained `score` or free-text `generate`)."""
 
-    kind: str = "forward"
-    model: str | None = None
-    adapter: str | None = None
-    format: str = "r2r-lowlevel"
-    mode: str | None = None
-    decode: str = "score"
-    system_prompt_file: str | None = None
-    seed: int = 0
-    dtype: str = "float32"
-    device: str = "cpu"
-    image_size: tuple[int, int] | None = (320, 240)  # frames resized to this before the model (as in training)
+    kind: str = option("forward", flag="--agent", help="random | forward | oracle | vlm")
+    model: str | None = option(None, help="vlm: model folder or hub id.")
+    adapter: str | None = option(None, help="vlm: peft LoRA adapter folder.")
+    format: str = option("r2r-lowlevel", help="vlm: r2r-lowlevel | objectnav-json | chat (or a --plugin's).")
+    mode: str | None = option(None, help="vlm: full | cached | kv (default: the format's best).")
+    decode: str = option("score", help="vlm: score (constrained) | generate (free text; counts invalid actions).")
+    system_prompt_file: str | None = option(None, flag="--system-prompt", help="vlm: system prompt file.")
+    seed: int = option(0, help="random agent's seed.")
+    dtype: str = option("float32", help="vlm: model dtype")
+    device: str = option("cpu", help="vlm: torch device")
+    image_size: tuple[int, int] | None = option(  # frames resized to this before the model (as in training)
+        (320, 240), cli_type=str, cli_default="320x240", to_field=parse_size,
+        help="vlm: resize frames to WxH before the model ('none': as rendered); use the size the model was "
+             "trained with.")
 
     def __post_init__(self) -> None:
         if self.image_size is not None:
@@ -70,14 +74,13 @@ def build_policy(spec: AgentSpec, action_space: str, loaded: tuple[Any, Any] | N
         return make_policy("random", action_space=action_space, seed=spec.seed)
     if spec.kind in ("forward", "oracle"):
         return make_policy(spec.kind, action_space=action_space)
-    model, processor = loaded if loaded is not None else load_vlm(spec.model, spec.adapter, spec.dtype, spec.device)
-    kwargs: dict[str, Any] = {"format": spec.format, "decode": spec.decode, "mode": spec.mode,
-                              "system_prompt_file": spec.system_prompt_file, "model_path": spec.model,
-                              "image_size": spec.image_size}
-    if spec.format == "chat":
-        kwargs["action_space"] = action_space
-    policy = make_policy("vlm", model=model, processor=processor, **kwargs)
-    if policy.action_space != action_space:
-        raise ValueError(f"prompt format {spec.format!r} speaks the {policy.action_space} action space, but the "
+    from navtune.agents.prompts import format_class
+
+    speaks = format_class(spec.format).action_spaces
+    if action_space not in speaks:
+        raise ValueError(f"prompt format {spec.format!r} speaks the {' / '.join(speaks)} action space, but the "
                          f"episodes need {action_space}")
-    return policy
+    model, processor = loaded if loaded is not None else load_vlm(spec.model, spec.adapter, spec.dtype, spec.device)
+    return make_policy("vlm", model=model, processor=processor, format=spec.format, decode=spec.decode,
+                       mode=spec.mode, system_prompt_file=spec.system_prompt_file, model_path=spec.model,
+                       image_size=spec.image_size, action_space=action_space)

@@ -1,108 +1,130 @@
 """Episode sets and environments the harness can evaluate on, described by one picklable `EvalTask`.
 
-Backends:
+Backends (registered below with `navtune.evaluation.registry.register_backend`; a plugin adds its own the
+same way):
 - ``graph``: R2R-format folders (the real R2R data, or a generated house's VLN episodes with its
   connectivity files) on `GraphNavEnv`, MatterSim low-level actions in the simulator setup `preset`
   (`navtune.tasks.r2r.setups`: ``r2r`` discretised views, ``seed1`` seed 1's continuous headings and
   camera); frames from an optional view renderer (``none`` | ``house`` | ``mp3d``, which uses the setup's
-  camera). Metrics: navtune.metrics.vln (the R2R scorer's functions).
-- ``house-objectnav``: ObjectNav episode files on the house simulator's continuous env. Metrics:
-  navtune.metrics.objectnav.
+  camera). Task ``vln``, measure ``vln`` (the R2R scorer's functions), the setup's step budget (50; seed1 32).
+- ``house-objectnav``: ObjectNav episode files on the house simulator's continuous env. Task ``objectnav``,
+  measure ``objectnav-region``, each episode's own step budget.
 - ``habitat-objectnav``: ObjectNav episodes (a navtune episode file from `navtune habitat convert-objectnav`, or
   a habitat ``.json.gz`` file holding episodes) on Habitat-Sim (`navtune.envs.habitat.make_habitat_env`,
-  imported only when the env is built). Metrics: navtune.metrics.objectnav.
+  imported only when the env is built). Task ``objectnav``, measure ``objectnav``.
 
+`make_env` builds a backend's env inside a `TimeLimit` (the one place the step budget is applied).
 `EnvRunner` is what lives next to one env (in the main process or in a worker process): reset / step /
-expert action / the task's episode metrics. Everything crossing a process boundary is plain data.
+expert action / the episode's measures. Everything crossing a process boundary is plain data.
 """
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import asdict, dataclass, field
-from typing import Any, Sequence
+from typing import Any, Generic, Sequence, TypeVar
 
+from navtune.core.config import option
+from navtune.data.collectors.renderers import RENDERERS
 from navtune.envs.protocol import NavEnv, Observation, StepResult
+from navtune.envs.wrappers import TimeLimit
+from navtune.evaluation import measures as _measures  # noqa: F401  (registers the built-in measures)
+from navtune.evaluation.registry import (  # noqa: F401  (BACKENDS: the backend registry, re-exported)
+    BACKENDS,
+    MEASURES,
+    EpisodeTrace,
+    MeasureContext,
+    backend_spec,
+    register_backend,
+    register_task,
+)
 
-BACKENDS = ("graph", "house-objectnav", "habitat-objectnav")
-RENDERERS = ("none", "house", "mp3d")
+E = TypeVar("E")
 
 
 @dataclass(frozen=True)
 class EvalTask:
     """Which episodes, on which backend, with which env settings (saved in run.json; must match on resume)."""
 
-    backend: str = "graph"
-    data_dir: str | None = None  # graph: R2R-format folder (connectivity/ + R2R_<split>.json)
-    split: str | None = None  # graph: split name
-    episodes: str | None = None  # *-objectnav: episode file (JSON / JSONL; habitat-objectnav also .json.gz)
-    renderer: str = "none"  # graph: none | house | mp3d
-    skybox_dir: str | None = None  # graph + mp3d renderer
-    width: int = 320  # frame size of the house / habitat renderers, and of mp3d unless a preset sets its camera
-    height: int = 240
-    depth: bool = False  # render depth too (the VLM policies use RGB only)
-    max_steps: int | None = None  # None: the backend's own budget (graph 50, ObjectNav per episode)
-    success_radius: float | None = None  # None: the task's (VLN 3 m, ObjectNav per episode)
-    limit: int | None = None  # first N episodes of the set (in file order)
-    scenes_dir: str | None = None  # habitat-objectnav: folder the episodes' scene_id paths are relative to
-    scene_dataset_config: str | None = None  # habitat-objectnav: scene dataset config (relative to scenes_dir)
-    preset: str | None = None  # graph: R2R simulator setup (heading mode, camera, step budget); None: "r2r"
+    backend: str = option("graph", help="graph (R2R-format folder: R2R or house VLN) | house-objectnav | "
+                          "habitat-objectnav | a --plugin's.")
+    data_dir: str | None = option(None, help="graph: R2R-format folder (connectivity/ + R2R_<split>.json).")
+    split: str | None = option(None, help="graph: split name (reads R2R_<split>.json).")
+    episodes: str | None = option(None, help="*-objectnav: ObjectNav episode file (JSON / JSONL; "
+                                  "habitat-objectnav also .json.gz).")
+    renderer: str = option("none", help="graph frames: none | house | mp3d.")
+    skybox_dir: str | None = option(None, help="mp3d renderer: Matterport3D skyboxes.")
+    width: int = option(320, help="rendered frame width")
+    height: int = option(240, help="rendered frame height")
+    depth: bool = option(False, flag="--depth/--no-depth", help="render depth too (the VLM policies use RGB only).")
+    max_steps: int | None = option(None, help="Step budget (default: the backend's: graph 50, ObjectNav the "
+                                   "episode's).")
+    success_radius: float | None = option(None, help="success radius in metres (default: the task's: VLN 3, "
+                                          "ObjectNav the episode's).")
+    limit: int | None = option(None, help="Only the first N episodes of the set (in file order).")
+    scenes_dir: str | None = option(None, help="habitat-objectnav: folder the episodes' scene_id paths are "
+                                    "relative to.")
+    scene_dataset_config: str | None = option(None, help="habitat-objectnav: scene dataset config (relative to "
+                                              "--scenes-dir or absolute).")
+    preset: str | None = option(None, help="graph: simulator setup, r2r (discretised views; default) | seed1 (seed "
+                                "1's: continuous headings, VFOV 105°, 640x480->320x240 Lanczos, 32 steps). "
+                                "docs/r2r.md.")
+    metrics: tuple[str, ...] = option((), flag="--metric", cli_type=list[str], cli_default=[], to_field=tuple,
+                                      help="Also compute this registered measure per episode (repeat for several).")
 
     def __post_init__(self) -> None:
-        if self.backend not in BACKENDS:
-            raise ValueError(f"unknown backend {self.backend!r}; known: {', '.join(BACKENDS)}")
+        object.__setattr__(self, "metrics", tuple(self.metrics))
+        spec = backend_spec(self.backend)
         if self.renderer not in RENDERERS:
             raise ValueError(f"unknown renderer {self.renderer!r}; known: {', '.join(RENDERERS)}")
-        if self.backend == "graph" and (not self.data_dir or not self.split):
-            raise ValueError("backend 'graph' needs --data-dir (an R2R-format folder) and --split")
-        if self.backend == "house-objectnav" and not self.episodes:
-            raise ValueError("backend 'house-objectnav' needs --episodes (an ObjectNav episode file)")
-        if self.backend == "habitat-objectnav" and (not self.episodes or not self.scenes_dir):
-            raise ValueError("backend 'habitat-objectnav' needs --episodes (an ObjectNav episode file, e.g. from "
-                             "`navtune habitat convert-objectnav`, or a habitat .json.gz episode file) and "
-                             "--scenes-dir (the folder the episodes' scene_id paths are relative to)")
+        if spec.validate is not None:
+            spec.validate(self)
         if self.renderer == "mp3d" and not self.skybox_dir:
             raise ValueError("renderer 'mp3d' needs --skybox-dir (Matterport3D skybox images)")
-        if self.preset is not None:
-            from navtune.tasks.r2r.setups import SETUPS
-
-            if self.backend != "graph":
-                raise ValueError(f"--preset is a graph-backend setting (backend is {self.backend!r})")
-            if self.preset not in SETUPS:
-                raise ValueError(f"unknown --preset {self.preset!r}; known: {', '.join(SETUPS.keys())}")
+        for m in self.metrics:
+            if m not in MEASURES:
+                raise ValueError(f"unknown metric {m!r}; known: {', '.join(MEASURES.keys())} "
+                                 "(a plugin's metric needs --plugin MODULE)")
 
     @property
     def task(self) -> str:
-        return "vln" if self.backend == "graph" else "objectnav"
+        return backend_spec(self.backend).task
 
     @property
     def action_space(self) -> str:
-        return "graph" if self.backend == "graph" else "continuous"
+        return backend_spec(self.backend).action_space
 
     @property
     def has_frames(self) -> bool:
-        return self.backend != "graph" or self.renderer != "none"
+        return backend_spec(self.backend).has_frames(self)
+
+    @property
+    def measures(self) -> tuple[str, ...]:
+        """The measures of an episode: the backend's, then the extra `metrics` asked for."""
+        own = backend_spec(self.backend).metrics
+        return own + tuple(m for m in self.metrics if m not in own)
 
     def to_dict(self) -> dict:
         d = asdict(self)
+        if not d["metrics"]:  # run folders written before extra metrics existed resume unchanged
+            del d["metrics"]
         if d["preset"] is None:  # run folders written before presets existed resume unchanged
             del d["preset"]
         return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "EvalTask":
-        return cls(**d)
+        return cls(**{k: (tuple(v) if k == "metrics" else v) for k, v in d.items()})
 
 
 @dataclass(frozen=True)
-class EvalEpisode:
-    """One episode of a set: stable id, scene (house / scan), its position in the set, and what the env's
-    reset takes (an R2REpisode or an ObjectNavEpisode)."""
+class EvalEpisode(Generic[E]):
+    """One episode of a set: stable id, scene (house / scan), its position in the set, and `payload`, the
+    task's own episode (an `R2REpisode`, an `ObjectNavEpisode`, ...) that the env's reset takes."""
 
     episode_id: str
     scene: str
     order: int
-    payload: Any
+    payload: E
     instruction: str | None = None
     reference: tuple = field(default=())  # VLN reference path (viewpoint ids)
     target: str | None = None  # ObjectNav category
@@ -111,23 +133,7 @@ class EvalEpisode:
 
 def load_episodes(task: EvalTask) -> list[EvalEpisode]:
     """The task's episodes in file order (the first `limit`); ids must be unique."""
-    if task.backend == "graph":
-        from navtune.tasks.r2r import load_r2r_split
-
-        eps = load_r2r_split(task.data_dir, task.split)
-        out = [EvalEpisode(e.instr_id, e.scan, k, e, e.instruction, tuple(e.path)) for k, e in enumerate(eps)]
-    else:
-        if task.backend == "habitat-objectnav" and str(task.episodes).endswith(".json.gz"):
-            from navtune.tasks.habitat_datasets import read_objectnav_file
-
-            eps = read_objectnav_file(task.episodes)  # habitat's own file (episodes + goals_by_category)
-        else:
-            from navtune.tasks.objectnav import read_episodes
-
-            eps = read_episodes(task.episodes)
-        out = [EvalEpisode(e.episode_id, e.scene_id, k, e, e.instruction, target=e.object_category,
-                           goals=tuple((tuple(g.position), g.radius, g.object_id) for g in e.goals))
-               for k, e in enumerate(eps)]
+    out = backend_spec(task.backend).load_episodes(task)
     if task.limit is not None:
         out = out[: task.limit]
     ids = [e.episode_id for e in out]
@@ -145,71 +151,46 @@ def shard(episodes: Sequence[EvalEpisode], num_shards: int, shard_id: int) -> li
 
 
 # ------------------------------------------------------------------------------------------------ envs
-class _SceneRenderer:
-    """Adapts a collector-style renderer `render(scan, viewpoint, heading)` to GraphNavEnv's per-scan
-    `render(viewpoint, heading, elevation)`."""
-
-    def __init__(self, inner: Any, scan: str):
-        self.inner, self.scan = inner, scan
-
-    def render(self, viewpoint_id: str, heading: float, elevation: float = 0.0):
-        return self.inner.render(self.scan, viewpoint_id, heading)
-
-
-def _graph_renderer(task: EvalTask):
-    if task.renderer == "none":
-        return None
-    if task.renderer == "house":  # one MiniWorld world serves every house scan of this process
-        os.environ.setdefault("PYGLET_HEADLESS", "1")
-        from navtune.envs.house.renderer import HouseRenderers
-
-        return HouseRenderers(width=task.width, height=task.height, depth=task.depth)
-    from navtune.data.collectors.renderers import renderer_factory
-
-    from navtune.tasks.r2r.setups import get_setup
-
-    inner = renderer_factory(task.renderer, data_dir=task.data_dir, skybox_dir=task.skybox_dir,
-                             width=task.width, height=task.height, depth=task.depth,
-                             camera=get_setup(task.preset).camera if task.preset else None)()  # else width x height
-    cache: dict[str, _SceneRenderer] = {}
-
-    def for_scan(scan: str) -> _SceneRenderer:
-        if scan not in cache:
-            cache[scan] = _SceneRenderer(inner, scan)
-        return cache[scan]
-
-    return for_scan
-
-
 def make_env(task: EvalTask) -> NavEnv:
-    """Build the task's env (call inside the process that will step it: GL contexts do not cross processes)."""
-    if task.backend == "graph":
-        from navtune.envs.graph import GraphNavEnv
-        from navtune.tasks.r2r import load_connectivity
-        from navtune.tasks.r2r.setups import get_setup
+    """Build the task's env inside its step budget (`TimeLimit`); call inside the process that will step it:
+    GL contexts do not cross processes."""
+    spec = backend_spec(task.backend)
+    return TimeLimit(spec.make_env(task), spec.budget(task))
 
-        graphs: dict[str, Any] = {}
 
-        def graph_for(scan: str):
-            if scan not in graphs:
-                graphs[scan] = load_connectivity(task.data_dir, scan)
-            return graphs[scan]
+def _make_env_with_plugins(plugins: tuple, task: EvalTask) -> NavEnv:
+    from navtune.core.registry import import_plugins
 
-        setup = get_setup(task.preset)
-        kwargs: dict[str, Any] = {"max_steps": task.max_steps or setup.max_steps, "navigator": setup.navigator}
-        if task.success_radius is not None:
-            kwargs["success_radius"] = task.success_radius
-        return GraphNavEnv(graph_for, _graph_renderer(task), **kwargs)
-    if task.backend == "habitat-objectnav":  # lazy: habitat_sim is an optional (conda) extra
-        from navtune.envs.habitat import make_habitat_env
+    import_plugins(plugins)  # a spawned collector worker needs the plugin's backend too
+    return make_env(task)
 
-        return make_habitat_env(scenes_dir=task.scenes_dir, scene_dataset_config=task.scene_dataset_config,
-                                width=task.width, height=task.height, depth=True, max_steps=task.max_steps,
-                                success_distance=task.success_radius)
-    os.environ.setdefault("PYGLET_HEADLESS", "1")
-    from navtune.envs.house.env import HouseEnvConfig, HouseNavEnv
 
-    return HouseNavEnv(HouseEnvConfig(width=task.width, height=task.height, depth=task.depth))
+def dataset_meta(task: EvalTask, ep: EvalEpisode, source: str = "expert"):
+    """How a roll-out of `ep` is described in a navtune dataset: the backend's `dataset_meta`, else an
+    `EpisodeMeta` from the EvalEpisode's own fields."""
+    from navtune.data.format import EpisodeMeta
+
+    spec = backend_spec(task.backend)
+    if spec.dataset_meta is not None:
+        return spec.dataset_meta(task, ep, source)
+    return EpisodeMeta(episode_id=ep.episode_id, task=task.task, action_space=task.action_space, scene=ep.scene,
+                       instruction=ep.instruction, target=ep.target, order=ep.order, source=source)
+
+
+def backend_source(task: EvalTask):
+    """A registered backend's episodes as a collector `EpisodeSource` (expert / interactive / DAgger
+    collection with `navtune collect ... --backend`): env episodes, dataset metadata, a picklable env factory."""
+    import functools
+
+    from navtune.core.registry import import_plugins
+    from navtune.data.collectors.episodes import EpisodeSource
+
+    spec = backend_spec(task.backend)
+    items = [(e.payload, dataset_meta(task, e)) for e in load_episodes(task)]
+    budget = task.max_steps if task.max_steps is not None else spec.max_episode_steps
+    info = {"task": spec.task, "action_space": spec.action_space, "backend": task.backend,
+            "eval_task": task.to_dict(), "max_steps": budget if isinstance(budget, int) else None}
+    return EpisodeSource(items, functools.partial(_make_env_with_plugins, import_plugins(), task), info)
 
 
 class EnvRunner:
@@ -218,47 +199,180 @@ class EnvRunner:
     def __init__(self, task: EvalTask | dict):
         self.task = task if isinstance(task, EvalTask) else EvalTask.from_dict(task)
         self.env = make_env(self.task)
-        self.episode: Any = None
-        self.steps = 0
+        self.measures = [MEASURES.get(m) for m in self.task.measures]
+        self.episode: EvalEpisode | None = None
 
     def _expert(self, want: bool) -> str | None:
         return self.env.expert_action() if want else None
 
-    def reset(self, payload: Any, want_expert: bool) -> tuple[Observation, str | None]:
-        self.episode = payload
-        self.steps = 0
-        obs = self.env.reset(payload)
+    def reset(self, episode: EvalEpisode, want_expert: bool) -> tuple[Observation, str | None]:
+        self.episode = episode
+        obs = self.env.reset(episode.payload)
         return obs, self._expert(want_expert)
 
     def step(self, action: str, want_expert: bool) -> tuple[StepResult, str | None]:
         res = self.env.step(action)
-        self.steps += 1
-        limit = self.task.max_steps
-        if not res.done and limit is not None and self.steps >= limit:
-            res.done = True
-            res.info = {**res.info, "truncated": True}
         return res, (None if res.done else self._expert(want_expert))
 
-    def metrics(self, viewpoints: Sequence[str], positions: Sequence[Sequence[float]],
-                geodesics: Sequence[float | None], stopped: bool, steps: int) -> dict[str, float]:
-        """The task's metrics of the episode just run: the env's own (`env.metrics()`, computed with
-        navtune.metrics) when it has them, else from the recorded trajectory (VLN: the R2R scorer's functions)."""
-        own = getattr(self.env, "metrics", None)
-        if own is not None:
-            return dict(own())
-        if self.task.backend == "graph":
-            from navtune.metrics.vln import vln_episode_metrics
-
-            graph = self.env.graph
-            radius = self.env.success_radius
-            return vln_episode_metrics(list(viewpoints), list(self.episode.path), graph.distance, graph.edge_length,
-                                       radius, "shortest", steps=steps)
-        from navtune.metrics.objectnav import objectnav_episode_metrics
-
-        ep = self.episode
-        radius = self.task.success_radius or ep.success_distance
-        geo = [math.inf if g is None else g for g in geodesics]
-        return objectnav_episode_metrics(positions, geo, stopped, radius, steps=steps)
+    def metrics(self, trace: EpisodeTrace) -> dict[str, float]:
+        """The measures of the episode just run (the backend's, then the task's extra ones)."""
+        ctx = MeasureContext(self.env.unwrapped, self.task, self.episode, trace)
+        out: dict[str, float] = {}
+        for m in self.measures:
+            out.update(m.compute(ctx))
+        return out
 
     def close(self) -> None:
         self.env.close()
+
+
+# ------------------------------------------------------------------------------------------------ built-ins
+register_task("vln", title="Vision-and-language navigation", headline=("sr", "spl", "epa", "ndtw"), columns=(
+    ("SR %", "sr", 100), ("SPL %", "spl", 100), ("nDTW %", "ndtw", 100), ("SDTW %", "sdtw", 100),
+    ("CLS %", "cls", 100), ("OSR %", "osr", 100), ("NE m", "ne", 1), ("PL m", "pl", 1), ("EPA %", "epa", 100),
+    ("valid %", "valid_action_pct", 1), ("steps", "steps", 1)))
+register_task("objectnav", title="Object navigation", headline=("sr", "spl", "epa", "soft_spl"), columns=(
+    ("SR %", "sr", 100), ("SPL %", "spl", 100), ("SoftSPL %", "soft_spl", 100),
+    ("dist. to goal m", "distance_to_goal", 1), ("EPA %", "epa", 100), ("valid %", "valid_action_pct", 1),
+    ("steps", "steps", 1)))
+
+
+def _r2r_episodes(task: EvalTask) -> list[EvalEpisode]:
+    from navtune.tasks.r2r import load_r2r_split
+
+    eps = load_r2r_split(task.data_dir, task.split)
+    return [EvalEpisode(e.instr_id, e.scan, k, e, e.instruction, tuple(e.path)) for k, e in enumerate(eps)]
+
+
+def _graph_renderer(task: EvalTask):
+    """scan -> view renderer for the task's `renderer` (None: a frameless graph world)."""
+    if task.renderer == "none":
+        return None
+    from navtune.data.collectors.renderers import per_scan, renderer_factory
+
+    os.environ.setdefault("PYGLET_HEADLESS", "1")
+    from navtune.tasks.r2r.setups import get_setup
+
+    camera = get_setup(task.preset).camera if task.preset else None  # else width x height
+    return per_scan(renderer_factory(task.renderer, data_dir=task.data_dir, skybox_dir=task.skybox_dir,
+                                     width=task.width, height=task.height, depth=task.depth, camera=camera)())
+
+
+def _graph_env(task: EvalTask) -> NavEnv:
+    from navtune.envs.graph import GraphNavEnv
+    from navtune.tasks.r2r import load_connectivity
+    from navtune.tasks.r2r.setups import get_setup
+
+    graphs: dict[str, Any] = {}
+
+    def graph_for(scan: str):
+        if scan not in graphs:
+            graphs[scan] = load_connectivity(task.data_dir, scan)
+        return graphs[scan]
+
+    kwargs: dict[str, Any] = {} if task.success_radius is None else {"success_radius": task.success_radius}
+    return GraphNavEnv(graph_for, _graph_renderer(task), max_steps=None, navigator=get_setup(task.preset).navigator,
+                       **kwargs)
+
+
+def _r2r_dataset_meta(task: EvalTask, ep: EvalEpisode, source: str):
+    from navtune.data.collectors.r2r import r2r_meta
+    from navtune.tasks.r2r import load_connectivity
+
+    p = ep.payload
+    meta = r2r_meta(load_connectivity(task.data_dir, p.scan), p, ep.order, source=source)
+    meta.task = "vln" if p.scan.startswith("house_") else "r2r"  # the collectors' names for the two datasets
+    return meta
+
+
+def _needs_r2r_folder(task: EvalTask) -> None:
+    if not task.data_dir or not task.split:
+        raise ValueError("backend 'graph' needs --data-dir (an R2R-format folder) and --split")
+    if task.preset is not None:
+        from navtune.tasks.r2r.setups import SETUPS
+
+        if task.preset not in SETUPS:
+            raise ValueError(f"unknown --preset {task.preset!r}; known: {', '.join(SETUPS.keys())}")
+
+
+def _preset_budget(task: EvalTask) -> int | None:
+    from navtune.tasks.r2r.setups import get_setup
+
+    return get_setup(task.preset).max_steps if task.preset else None
+
+
+register_backend("graph", entry_point=_graph_env, episodes=_r2r_episodes, task="vln", action_space="graph",
+                 metrics=("vln",), max_episode_steps=50, validate=_needs_r2r_folder,
+                 frames=lambda task: task.renderer != "none", dataset_meta=_r2r_dataset_meta,
+                 task_budget=_preset_budget, description="R2R-format folder (R2R or house VLN) on the graph world")
+
+
+def _objectnav_eval_episodes(eps: Sequence[Any]) -> list[EvalEpisode]:
+    return [EvalEpisode(e.episode_id, e.scene_id, k, e, e.instruction, target=e.object_category,
+                        goals=tuple((tuple(g.position), g.radius, g.object_id) for g in e.goals))
+            for k, e in enumerate(eps)]
+
+
+def _objectnav_episodes(task: EvalTask) -> list[EvalEpisode]:
+    from navtune.tasks.objectnav import read_episodes
+
+    return _objectnav_eval_episodes(read_episodes(task.episodes))
+
+
+def _habitat_episodes(task: EvalTask) -> list[EvalEpisode]:
+    if not str(task.episodes).endswith(".json.gz"):
+        return _objectnav_episodes(task)
+    from navtune.tasks.habitat_datasets import read_objectnav_file
+
+    return _objectnav_eval_episodes(read_objectnav_file(task.episodes))  # habitat's own file (+ goals_by_category)
+
+
+def _objectnav_dataset_meta(task: EvalTask, ep: EvalEpisode, source: str):
+    from navtune.data.collectors.expert import objectnav_meta
+
+    meta = objectnav_meta(ep.payload, ep.order)
+    meta.source = source
+    return meta
+
+
+def _episode_budget(episode: Any) -> int:
+    return int(episode.max_steps)
+
+
+def _house_env(task: EvalTask) -> NavEnv:
+    os.environ.setdefault("PYGLET_HEADLESS", "1")
+    from navtune.envs.house.env import HouseEnvConfig, HouseNavEnv
+
+    return HouseNavEnv(HouseEnvConfig(width=task.width, height=task.height, depth=task.depth))
+
+
+def _needs_objectnav_file(task: EvalTask) -> None:
+    if not task.episodes:
+        raise ValueError("backend 'house-objectnav' needs --episodes (an ObjectNav episode file)")
+
+
+register_backend("house-objectnav", entry_point=_house_env, episodes=_objectnav_episodes, task="objectnav",
+                 action_space="continuous", metrics=("objectnav-region",), max_episode_steps=_episode_budget,
+                 validate=_needs_objectnav_file, dataset_meta=_objectnav_dataset_meta,
+                 description="ObjectNav episode file on the house simulator")
+
+
+def _habitat_env(task: EvalTask) -> NavEnv:  # lazy: habitat_sim is an optional (conda) extra
+    from navtune.envs.habitat import make_habitat_env
+
+    return make_habitat_env(scenes_dir=task.scenes_dir, scene_dataset_config=task.scene_dataset_config,
+                            width=task.width, height=task.height, depth=True, max_steps=task.max_steps,
+                            success_distance=task.success_radius)
+
+
+def _needs_habitat_files(task: EvalTask) -> None:
+    if not task.episodes or not task.scenes_dir:
+        raise ValueError("backend 'habitat-objectnav' needs --episodes (an ObjectNav episode file, e.g. from "
+                         "`navtune habitat convert-objectnav`, or a habitat .json.gz episode file) and "
+                         "--scenes-dir (the folder the episodes' scene_id paths are relative to)")
+
+
+register_backend("habitat-objectnav", entry_point=_habitat_env, episodes=_habitat_episodes, task="objectnav",
+                 action_space="continuous", metrics=("objectnav",), max_episode_steps=_episode_budget,
+                 validate=_needs_habitat_files, dataset_meta=_objectnav_dataset_meta,
+                 description="ObjectNav episodes on Habitat-Sim")

@@ -26,11 +26,14 @@ from typing import Any, Callable, Iterable, Protocol, Sequence
 
 import numpy as np
 
+from navtune.agents.policy import Policy, act_with_expert
+from navtune.core.config import option
 from navtune.core.actions import STOP_ACTIONS
 from navtune.core.io import append_jsonl, atomic_write_bytes, read_jsonl
 from navtune.envs.protocol import Observation, StepResult
 from navtune.data.collectors.common import geodesic_of
 from navtune.evaluation.backends import EvalEpisode, EvalTask
+from navtune.evaluation.registry import EpisodeTrace
 from navtune.metrics.failures import FailureConfig, failure_modes
 
 
@@ -38,15 +41,16 @@ from navtune.metrics.failures import FailureConfig, failure_modes
 class EvalConfig:
     """How to run (not what): parallelism, which passes, what to keep."""
 
-    num_envs: int = 1  # env slots stepped together; the policy sees one batch of up to this many
-    processes: bool = False  # one env per spawned process (needed for GL envs with num_envs > 1)
-    epa: bool = True  # run the expert-driven pass for expert-path action accuracy
-    expert_labels: bool = False  # also query the expert at every state the policy visits
-    save_frames: int = 0  # keep thumbnails of the policy pass for episodes with order < this
-    frame_size: tuple[int, int] = (128, 96)
-    failure: FailureConfig = field(default_factory=FailureConfig)
-    max_steps_cap: int = 2000  # safety net above the env's own budget
-    progress: bool = True
+    num_envs: int = option(1, help="Env slots stepped together (one batched policy call per step).")
+    processes: bool = option(False, flag="--processes/--inline", help="One env per spawned process (house envs).")
+    epa: bool = option(True, flag="--epa/--no-epa", help="Run the expert-driven pass for expert-path action "
+                       "accuracy.")
+    expert_labels: bool = option(False, cli=False, help="also query the expert at every state the policy visits")
+    save_frames: int = option(0, help="Keep frame thumbnails of the first N episodes (reports).")
+    frame_size: tuple[int, int] = option((128, 96), cli=False, help="thumbnail size")
+    failure: FailureConfig = option(default_factory=FailureConfig, nested=True)
+    progress: bool = option(True, flag=("--quiet", "-q"), cli_type=bool, cli_default=False, to_field=lambda q: not q,
+                            help="No progress bar.")
 
 
 class Recorder(Protocol):
@@ -149,7 +153,7 @@ def build_row(run: _Run, task: EvalTask, metrics: dict, cfg: EvalConfig, policy_
 
 
 def evaluate(
-    policy: Any,
+    policy: Policy,
     task: EvalTask,
     episodes: Sequence[EvalEpisode],
     results_path: str | Path,
@@ -166,149 +170,169 @@ def evaluate(
     results_path = Path(results_path)
     done = finished_ids(results_path)
     todo = deque(e for e in episodes if e.episode_id not in done)
-    written: list[dict] = []
     if not todo:
-        return written
-    recorders = list(recorders)
+        return []
     own_pool = pool is None
     if own_pool:
         pool = make_pool(task, max(1, min(cfg.num_envs, len(todo))), cfg.processes)
-    n_slots = min(len(pool), max(1, cfg.num_envs))
-    policy_name = getattr(policy, "name", type(policy).__name__)
-    want_labels = bool(getattr(policy, "needs_expert", False)) or cfg.expert_labels
-    frames_root = results_path.parent / "frames"
-    runs: dict[int, _Run] = {}
-    to_reset: dict[int, _Run] = {}
-    bar = _progress(len(todo), f"eval {policy_name}", cfg.progress)
+    loop = _EvalLoop(policy, task, todo, results_path, cfg, list(recorders), pool, on_row)
+    try:
+        loop.run()
+    finally:
+        loop.bar.close()
+        if own_pool:
+            pool.close()
+    return loop.written
 
-    last_scene: dict[int, str] = {}
 
-    def start(slot: int) -> None:
+class _EvalLoop:
+    """The harness loop's state and its phases, one method each (`run` shows the loop)."""
+
+    def __init__(self, policy: Policy, task: EvalTask, todo: deque, results_path: Path, cfg: EvalConfig,
+                 recorders: list[Recorder], pool: Any, on_row: Callable[[dict], None] | None):
+        self.policy, self.task, self.todo, self.cfg = policy, task, todo, cfg
+        self.results_path, self.frames_root = results_path, results_path.parent / "frames"
+        self.recorders, self.pool, self.on_row = recorders, pool, on_row
+        self.n_slots = min(len(pool), max(1, cfg.num_envs))
+        self.want_labels = policy.needs_expert or cfg.expert_labels
+        self.runs: dict[int, _Run] = {}  # slots stepping
+        self.to_reset: dict[int, _Run] = {}  # slots whose episode (or pass) starts at the next reset
+        self.last_scene: dict[int, str] = {}
+        self.written: list[dict] = []
+        self.bar = _progress(len(todo), f"eval {policy.name}", cfg.progress)
+
+    def run(self) -> None:
+        for s in range(self.n_slots):
+            self.assign(s)
+        while self.to_reset or self.runs:
+            # ---- 1. (re)start episodes and passes
+            if self.to_reset:
+                self.reset_envs()
+            # ---- 2. one batched policy call over every running slot
+            chosen = act_with_expert(self.policy, {s: r.obs for s, r in self.runs.items()},
+                                     {s: r.expert for s, r in self.runs.items()})
+            # ---- 3. step every env with its executed action
+            finished = self.step_envs(chosen)
+            # ---- 4. measure and write the finished episodes, give their slots new ones
+            if finished:
+                self.finish(finished)
+
+    def want_expert(self, run: _Run) -> bool:
+        return run.phase == "epa" or self.want_labels
+
+    def assign(self, slot: int) -> None:
         """Give the slot the next episode, preferring one in the scene its env has loaded, else one in a
         scene no other env holds (a scene load costs tens of ms); results do not depend on the assignment."""
+        todo = self.todo
         if not todo:
             return
-        window = range(min(len(todo), 4 * n_slots))
-        scene = last_scene.get(slot)
-        held = {sc for s, sc in last_scene.items() if s != slot}
+        window = range(min(len(todo), 4 * self.n_slots))
+        scene = self.last_scene.get(slot)
+        held = {sc for s, sc in self.last_scene.items() if s != slot}
         pick = next((k for k in window if todo[k].scene == scene), None)
         if pick is None:
             pick = next((k for k in window if todo[k].scene not in held), 0)
         ep = todo[pick]
         del todo[pick]
-        last_scene[slot] = ep.scene
-        to_reset[slot] = _Run(ep, "epa" if cfg.epa else "policy")
+        self.last_scene[slot] = ep.scene
+        self.to_reset[slot] = _Run(ep, "epa" if self.cfg.epa else "policy")
 
-    def want_expert(run: _Run) -> bool:
-        return run.phase == "epa" or want_labels
+    def reset_envs(self) -> None:
+        calls = {s: ("reset", (r.ep, self.want_expert(r))) for s, r in self.to_reset.items()}
+        for s, (obs, expert) in self.pool.call_many(calls).items():
+            r = self.to_reset[s]
+            r.obs, r.expert = obs, expert
+            self.policy.reset(s, episode_id=r.ep.episode_id)
+            if r.phase == "epa":
+                r.epa_poses.append(_pose(obs))
+            else:
+                r.poses.append(_pose(obs))
+                r.viewpoints.append(obs.info.get("viewpoint"))
+                r.geodesics.append(geodesic_of(obs))
+                r.handles = [rec.start(r.ep) for rec in self.recorders]
+            self.runs[s] = r
+        self.to_reset.clear()
 
-    try:
-        for s in range(n_slots):
-            start(s)
-        while to_reset or runs:
-            # 1. (re)start episodes / phases
-            if to_reset:
-                calls = {s: ("reset", (r.ep.payload, want_expert(r))) for s, r in to_reset.items()}
-                answers = pool.call_many(calls)
-                for s, (obs, expert) in answers.items():
-                    r = to_reset[s]
-                    r.obs, r.expert = obs, expert
-                    policy.reset(s)
-                    if r.phase == "epa":
-                        r.epa_poses.append(_pose(obs))
-                    else:
-                        r.poses.append(_pose(obs))
-                        r.viewpoints.append(obs.info.get("viewpoint"))
-                        r.geodesics.append(geodesic_of(obs))
-                        r.handles = [rec.start(r.ep) for rec in recorders]
-                    runs[s] = r
-                to_reset.clear()
-            # 2. one batched policy call over every running slot
-            obs_map = {}
-            for s, r in runs.items():
-                if r.expert is not None:
-                    r.obs.info["expert_action"] = r.expert
-                obs_map[s] = r.obs
-            chosen = policy.act(obs_map)
-            # 3. step every env with its executed action
-            calls = {}
-            for s, r in runs.items():
-                a = chosen[s]
-                if r.phase == "epa":
-                    r.epa_policy.append(a)
-                    r.epa_expert.append(r.expert)
-                    policy.set_executed_action(s, r.expert)
-                    a = r.expert
-                else:
-                    out = getattr(policy, "last_outputs", {}).get(s)
-                    valid = True if out is None else bool(out.valid)
-                    r.valid.append(valid)
-                    if not valid and out is not None and out.text is not None:
-                        r.invalid_texts.append(out.text)
-                    r.actions.append(a)
-                    r.expert_actions.append(r.expert)
-                calls[s] = ("step", (a, want_expert(r)))
-            answers = pool.call_many(calls)
-            finished: list[int] = []
-            for s, (res, expert) in answers.items():
-                r = runs[s]
-                obs = res.observation
-                if r.phase == "epa":
-                    r.epa_poses.append(_pose(obs))
-                    over = res.done or len(r.epa_expert) >= cfg.max_steps_cap
-                    if over:  # the expert's path is done: now the policy drives the same episode
-                        policy.reset(s)
-                        del runs[s]
-                        to_reset[s] = r
-                        r.phase = "policy"
-                        continue
-                else:
-                    a = r.actions[-1]
-                    for rec, h in zip(recorders, r.handles):
-                        rec.step(h, r.obs, a, r.expert, res)
-                    if cfg.save_frames and r.ep.order < cfg.save_frames and r.obs.rgb is not None:
-                        r.frames.append(_thumb(r.obs.rgb, cfg.frame_size))
-                    r.collided.append(bool(res.collided))
-                    r.poses.append(_pose(obs))
-                    r.viewpoints.append(obs.info.get("viewpoint"))
-                    r.geodesics.append(geodesic_of(obs))
-                    r.stopped = a in STOP_ACTIONS
-                    if res.done or len(r.actions) >= cfg.max_steps_cap:
-                        if "trajectory" in obs.info:
-                            r.trajectory = [[str(t[0]), float(t[1]), float(t[2]) if len(t) > 2 else 0.0]
-                                            for t in obs.info["trajectory"]]
-                        r.obs = obs
-                        finished.append(s)
-                        continue
-                r.obs, r.expert = obs, expert
-            if finished:
-                calls = {s: ("metrics", (runs[s].viewpoints, [p[:3] for p in runs[s].poses], runs[s].geodesics,
-                                         runs[s].stopped, len(runs[s].actions))) for s in finished}
-                metrics = pool.call_many(calls)
-                for s in finished:
-                    r = runs.pop(s)
-                    frames_rel = None
-                    if r.frames:
-                        if r.obs.rgb is not None:  # the final view, after the last action
-                            r.frames.append(_thumb(r.obs.rgb, cfg.frame_size))
-                        _save_frames(frames_root / r.ep.episode_id, r.frames)
-                        frames_rel = f"frames/{r.ep.episode_id}"
-                    row = build_row(r, task, metrics[s], cfg, policy_name, frames_rel)
-                    row["wall_s"] = round(time.perf_counter() - r.t0, 3)
-                    for rec, h in zip(recorders, r.handles):
-                        rec.finish(h, r.ep, r.obs, row)
-                    append_jsonl(results_path, row)
-                    written.append(row)
-                    if on_row is not None:
-                        on_row(row)
-                    bar.update(1)
-                    policy.release(s)
-                    start(s)
-    finally:
-        bar.close()
-        if own_pool:
-            pool.close()
-    return written
+    def step_envs(self, chosen: dict[int, str]) -> list[int]:
+        """Step every running env (the expert's action in the EPA pass, the policy's otherwise); returns the
+        slots whose episode ended. A finished EPA pass restarts the episode for the policy pass."""
+        calls = {}
+        for s, r in self.runs.items():
+            a = chosen[s]
+            if r.phase == "epa":
+                r.epa_policy.append(a)
+                r.epa_expert.append(r.expert)
+                self.policy.set_executed_action(s, r.expert)
+                a = r.expert
+            else:
+                out = self.policy.last_outputs.get(s)
+                valid = True if out is None else bool(out.valid)
+                r.valid.append(valid)
+                if not valid and out is not None and out.text is not None:
+                    r.invalid_texts.append(out.text)
+                r.actions.append(a)
+                r.expert_actions.append(r.expert)
+            calls[s] = ("step", (a, self.want_expert(r)))
+        finished: list[int] = []
+        for s, (res, expert) in self.pool.call_many(calls).items():
+            r = self.runs[s]
+            obs = res.observation
+            if r.phase == "epa":
+                r.epa_poses.append(_pose(obs))
+                if res.done:  # the expert's path is done: now the policy drives the same episode
+                    self.policy.reset(s, episode_id=r.ep.episode_id)
+                    del self.runs[s]
+                    self.to_reset[s] = r
+                    r.phase = "policy"
+                    continue
+            else:
+                a = r.actions[-1]
+                for rec, h in zip(self.recorders, r.handles):
+                    rec.step(h, r.obs, a, r.expert, res)
+                if self.cfg.save_frames and r.ep.order < self.cfg.save_frames and r.obs.rgb is not None:
+                    r.frames.append(_thumb(r.obs.rgb, self.cfg.frame_size))
+                r.collided.append(bool(res.collided))
+                r.poses.append(_pose(obs))
+                r.viewpoints.append(obs.info.get("viewpoint"))
+                r.geodesics.append(geodesic_of(obs))
+                r.stopped = a in STOP_ACTIONS
+                if res.done:
+                    if "trajectory" in obs.info:
+                        r.trajectory = [[str(t[0]), float(t[1]), float(t[2]) if len(t) > 2 else 0.0]
+                                        for t in obs.info["trajectory"]]
+                    r.obs = obs
+                    finished.append(s)
+                    continue
+            r.obs, r.expert = obs, expert
+        return finished
+
+    def finish(self, finished: list[int]) -> None:
+        calls = {s: ("metrics", (_trace(self.runs[s]),)) for s in finished}
+        metrics = self.pool.call_many(calls)
+        for s in finished:
+            r = self.runs.pop(s)
+            frames_rel = None
+            if r.frames:
+                if r.obs.rgb is not None:  # the final view, after the last action
+                    r.frames.append(_thumb(r.obs.rgb, self.cfg.frame_size))
+                _save_frames(self.frames_root / r.ep.episode_id, r.frames)
+                frames_rel = f"frames/{r.ep.episode_id}"
+            row = build_row(r, self.task, metrics[s], self.cfg, self.policy.name, frames_rel)
+            row["wall_s"] = round(time.perf_counter() - r.t0, 3)
+            for rec, h in zip(self.recorders, r.handles):
+                rec.finish(h, r.ep, r.obs, row)
+            append_jsonl(self.results_path, row)
+            self.written.append(row)
+            if self.on_row is not None:
+                self.on_row(row)
+            self.bar.update(1)
+            self.policy.release(s)
+            self.assign(s)
+
+
+def _trace(run: _Run) -> EpisodeTrace:
+    return EpisodeTrace(tuple(run.actions), tuple(run.collided), tuple(tuple(p[:3]) for p in run.poses),
+                        tuple(run.viewpoints), tuple(run.geodesics), run.stopped)
 
 
 def _progress(total: int, desc: str, enabled: bool):

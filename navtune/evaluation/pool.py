@@ -13,6 +13,7 @@ import os
 import traceback
 from typing import Any
 
+from navtune.core.registry import import_plugins
 from navtune.evaluation.backends import EnvRunner, EvalTask
 
 
@@ -35,9 +36,10 @@ class InlinePool:
             r.close()
 
 
-def _serve(conn, task: dict) -> None:
+def _serve(conn, task: dict, plugins: tuple = ()) -> None:
     os.environ.setdefault("PYGLET_HEADLESS", "1")
     try:
+        import_plugins(plugins)  # a plugin's backend / measures must exist in this process too
         runner = EnvRunner(task)
         conn.send(("ok", None))
     except BaseException:
@@ -64,7 +66,7 @@ class ProcessPool:
         self.conns, self.procs = [], []
         for _ in range(n):
             parent, child = ctx.Pipe()
-            p = ctx.Process(target=_serve, args=(child, task.to_dict()), daemon=True)
+            p = ctx.Process(target=_serve, args=(child, task.to_dict(), import_plugins()), daemon=True)
             p.start()
             child.close()
             self.conns.append(parent)

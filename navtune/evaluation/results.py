@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from navtune.core.io import atomic_write_json, read_jsonl, write_jsonl
+from navtune.evaluation.backends import BACKENDS
+from navtune.evaluation.registry import task_metric_keys
 from navtune.metrics.failures import FAILURE_MODES
-from navtune.metrics.objectnav import OBJECTNAV_KEYS
-from navtune.metrics.vln import METRIC_KEYS
 
 RUN_FILE = "run.json"
 RESULTS_FILE = "episodes.jsonl"
@@ -39,9 +39,19 @@ def results_file(run_dir: str | os.PathLike, num_shards: int = 1, shard_id: int 
     return run_dir / f"episodes.shard-{shard_id:03d}-of-{num_shards:03d}.jsonl"
 
 
-def metric_keys(task: str) -> tuple[str, ...]:
-    base = METRIC_KEYS if task == "vln" else OBJECTNAV_KEYS
-    return tuple(base) + EXTRA_KEYS
+def metric_keys(task: str, rows: Sequence[dict] = ()) -> tuple[str, ...]:
+    """The summary keys: the task's measures' keys, any other metric the rows hold (a `--metric` measure),
+    then the harness's own (EPA, valid-action %, failure modes)."""
+    keys = list(task_metric_keys(task))
+    for r in rows:
+        keys += [k for k in r["metrics"] if k not in keys and k not in EXTRA_KEYS]
+    return tuple(keys) + EXTRA_KEYS
+
+
+def task_of_run(info: dict) -> str | None:
+    """The task name of a run folder's run.json (None when its backend is not registered here)."""
+    backend = info.get("task", {}).get("backend", "graph")
+    return BACKENDS.get(backend).task if backend in BACKENDS else None
 
 
 def summarize(rows: Sequence[dict], task: str | None = None) -> dict:
@@ -49,7 +59,7 @@ def summarize(rows: Sequence[dict], task: str | None = None) -> dict:
     failure-mode rates; `episodes` is the count."""
     task = task or (rows[0]["task"] if rows else "vln")
     out: dict = {}
-    for k in metric_keys(task):
+    for k in metric_keys(task, rows):
         vals = [r["metrics"].get(k) for r in rows]
         vals = [float(v) for v in vals if v is not None and not (isinstance(v, float) and math.isnan(v))]
         out[k] = sum(vals) / len(vals) if vals else None
@@ -121,8 +131,7 @@ def finalize_run(run_dir: str | os.PathLike, rows: Sequence[dict] | None = None,
     run_dir = Path(run_dir)
     rows = load_rows(run_dir) if rows is None else list(rows)
     info = load_run_info(run_dir) if (run_dir / RUN_FILE).exists() else {}
-    backend = info.get("task", {}).get("backend", "graph")
-    summary = summarize(rows, rows[0]["task"] if rows else ("vln" if backend == "graph" else "objectnav"))
+    summary = summarize(rows, rows[0]["task"] if rows else task_of_run(info))
     summary["name"] = info.get("name") or run_dir.name
     summary["agent"] = info.get("agent", {})
     if expected is not None:

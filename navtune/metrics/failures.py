@@ -22,6 +22,7 @@ from typing import Sequence
 import numpy as np
 
 from navtune.core.actions import FORWARD, TURNS, action_space_of
+from navtune.core.config import option
 
 FAILURE_MODES = ("stuck", "oscillation", "collision")
 
@@ -30,10 +31,10 @@ FAILURE_MODES = ("stuck", "oscillation", "collision")
 class FailureConfig:
     """Thresholds of the failure detectors (defaults suit 0.25 m forward steps and 2 m graph hops)."""
 
-    n_forward: int = 8  # stuck: window of forward moves ...
-    min_progress: float = 0.5  # ... that must displace the agent at least this much (metres)
-    oscillation_window: int = 6  # oscillation: this many consecutive alternating turns
-    min_collisions: int = 3  # collision: at least this many blocked actions
+    n_forward: int = option(8, flag="--stuck-forward", help="stuck: window of forward moves ...")
+    min_progress: float = option(0.5, flag="--stuck-progress", help="... with less net displacement (m) than this.")
+    oscillation_window: int = option(6, help="oscillation: consecutive alternating turns.")
+    min_collisions: int = option(3, help="collision: at least this many blocked moves.")
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -18,10 +18,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from navtune.data.format import DatasetWriter, EpisodeBuilder, EpisodeMeta, StepData
+from navtune.agents.policy import Policy
+from navtune.data.format import DatasetWriter, EpisodeBuilder, EpisodeMeta
 from navtune.envs.protocol import Observation, StepResult
-from navtune.data.collectors.common import _step_info, geodesic_of  # the collectors' own step record
-from navtune.evaluation.backends import EvalEpisode, EvalTask
+from navtune.data.collectors.common import geodesic_of, observed_step  # the collectors' own step record
+from navtune.evaluation.backends import EvalEpisode, EvalTask, dataset_meta
 from navtune.evaluation.harness import EvalConfig, evaluate
 from navtune.metrics.failures import FAILURE_MODES, FailureConfig
 
@@ -30,19 +31,7 @@ MINE_LOG = "mine.jsonl"
 
 def episode_meta(task: EvalTask, ep: EvalEpisode, source: str = "dagger") -> EpisodeMeta:
     """Dataset metadata of an evaluation episode, as the data collectors write it."""
-    p = ep.payload
-    if task.backend == "graph":
-        from navtune.data.collectors.r2r import r2r_meta
-        from navtune.tasks.r2r import load_connectivity
-
-        meta = r2r_meta(load_connectivity(task.data_dir, p.scan), p, ep.order, source=source)
-        meta.task = "vln" if p.scan.startswith("house_") else "r2r"
-        return meta
-    from navtune.data.collectors.expert import objectnav_meta
-
-    meta = objectnav_meta(p, ep.order)
-    meta.source = source
-    return meta
+    return dataset_meta(task, ep, source)
 
 
 @dataclass
@@ -69,10 +58,7 @@ class DatasetRecorder:
     def step(self, handle: _Handle | None, obs: Observation, action: str, expert: str | None, result: StepResult) -> None:
         if handle is None:
             return
-        handle.builder.add(StepData(
-            action=action, pose=obs.pose, rgb=obs.rgb if self.rgb else None, depth=obs.depth if self.depth else None,
-            geodesic_distance=geodesic_of(obs), collision=bool(result.collided), allowed_actions=tuple(obs.allowed_actions),
-            expert_action=expert, info=_step_info(obs)))
+        handle.builder.add(observed_step(obs, action, result.collided, expert, self.rgb, self.depth))
         handle.last_obs = result.observation
 
     def finish(self, handle: _Handle | None, episode: EvalEpisode, final_obs: Observation, row: dict) -> None:
@@ -107,7 +93,7 @@ class MineSummary:
 
 
 def mine_failures(
-    policy: Any,
+    policy: Policy,
     task: EvalTask,
     episodes: Sequence[EvalEpisode],
     out: str | os.PathLike,
@@ -125,7 +111,7 @@ def mine_failures(
 
     out = Path(out)
     info = {"task": task.task, "action_space": task.action_space, "source": "dagger", "miner": True,
-            "policy": getattr(policy, "name", type(policy).__name__), "eval_task": task.to_dict(),
+            "policy": policy.name, "eval_task": task.to_dict(),
             "failure": failure.to_dict(), "keep_unsuccessful": keep_unsuccessful}
     if reward is not None:
         info["reward"] = reward

@@ -28,8 +28,6 @@ from navtune.trainers.config import AWRConfig, TrainConfig
 from navtune.trainers.freeze import TrainSetupError, apply_lora, freeze_vision, read_config_json, trainable_summary
 
 VL_MODEL_TYPES = ("qwen2_5_vl", "qwen2_vl")
-#: Which action space each prompt format speaks (chat speaks either).
-FORMAT_ACTION_SPACES = {"r2r-lowlevel": ("graph",), "objectnav-json": ("continuous",), "chat": ("graph", "continuous")}
 
 
 def check_model_dir(path: str | Path) -> None:
@@ -53,19 +51,21 @@ def check_model_dir(path: str | Path) -> None:
 
 def check_dataset_format(data_dir: str | Path, fmt: str) -> None:
     """A clear error when a dataset's action space does not match what the prompt format speaks."""
+    from navtune.agents.prompts import PROMPT_FORMATS, format_class
     from navtune.data.format import EpisodeDataset
 
-    if fmt not in FORMAT_ACTION_SPACES:
-        raise TrainSetupError(f"unknown prompt format {fmt!r}; known: {sorted(FORMAT_ACTION_SPACES)}")
+    try:
+        want = format_class(fmt).action_spaces
+    except KeyError:
+        raise TrainSetupError(f"unknown prompt format {fmt!r}; known: {PROMPT_FORMATS.keys()}") from None
     ds = EpisodeDataset(data_dir)
-    want = FORMAT_ACTION_SPACES[fmt]
     if "format" in ds.info.get("prompt", {}) and ds.info["prompt"]["format"] != fmt:
         raise TrainSetupError(f"{ds.root}/dataset_info.json: field 'prompt.format' is "
                               f"{ds.info['prompt']['format']!r} but training uses --format {fmt}")
     for ep in ds.episodes:
-        if ep["action_space"] not in want:
+        if ep.action_space not in want:
             raise TrainSetupError(
-                f"{ds.manifest_path}: episode {ep['episode_id']!r} field 'action_space' is {ep['action_space']!r} "
+                f"{ds.manifest_path}: episode {ep.episode_id!r} field 'action_space' is {ep.action_space!r} "
                 f"but prompt format {fmt!r} speaks {' / '.join(want)} actions: dataset and format do not match")
     if len(ds) == 0:
         raise TrainSetupError(f"{ds.manifest_path}: the dataset has no episodes")

@@ -16,18 +16,18 @@ from typing import Any, Sequence
 import numpy as np
 
 from navtune.core.io import atomic_write_bytes, atomic_write_text
-from navtune.evaluation.results import SUMMARY_FILE, load_rows, load_run_info, summarize
+from navtune.evaluation.registry import TASKS, task_metric_keys, task_spec
+from navtune.evaluation.results import (
+    EXTRA_KEYS,
+    SUMMARY_FILE,
+    load_rows,
+    load_run_info,
+    metric_keys,
+    summarize,
+    task_of_run,
+)
 from navtune.viz import plots
 
-# (column label, summary key, scale) per task; scale 100 shows a fraction as a percentage
-COLUMNS = {
-    "vln": [("SR %", "sr", 100), ("SPL %", "spl", 100), ("nDTW %", "ndtw", 100), ("SDTW %", "sdtw", 100),
-            ("CLS %", "cls", 100), ("OSR %", "osr", 100), ("NE m", "ne", 1), ("PL m", "pl", 1),
-            ("EPA %", "epa", 100), ("valid %", "valid_action_pct", 1), ("steps", "steps", 1)],
-    "objectnav": [("SR %", "sr", 100), ("SPL %", "spl", 100), ("SoftSPL %", "soft_spl", 100),
-                  ("dist. to goal m", "distance_to_goal", 1), ("EPA %", "epa", 100), ("valid %", "valid_action_pct", 1),
-                  ("steps", "steps", 1)],
-}
 FAILURE_COLUMNS = [("stuck %", "stuck"), ("oscillation %", "oscillation"), ("collision %", "collision"),
                    ("any failure %", "failed")]
 
@@ -43,7 +43,7 @@ class RunData:
 
     @property
     def task(self) -> str:
-        return self.rows[0]["task"] if self.rows else ("vln" if self.info.get("task", {}).get("backend") == "graph" else "objectnav")
+        return self.rows[0]["task"] if self.rows else (task_of_run(self.info) or "vln")
 
 
 def load_run(path: str | Path, name: str | None = None) -> RunData:
@@ -65,8 +65,18 @@ def _fmt(v: Any, scale: float) -> str:
     return f"{v * scale:.1f}" if scale != 1 or abs(v) < 1000 else f"{v:.0f}"
 
 
+def _columns(task: str, runs: Sequence[RunData] = ()) -> list[tuple[str, str, float]]:
+    """(column label, summary key, scale) of a task's table (scale 100 shows a fraction as a percentage); a
+    metric the task does not list (a `--metric` measure) gets a column of its own before EPA."""
+    cols = list(task_spec(task).columns)
+    known = {k for _, k, _ in cols} | set(task_metric_keys(task)) | set(EXTRA_KEYS)
+    extra = [k for r in runs for k in metric_keys(task, r.rows) if k not in known]
+    at = next((i for i, (_, k, _) in enumerate(cols) if k == "epa"), len(cols))
+    return cols[:at] + [(k, k, 1) for k in dict.fromkeys(extra)] + cols[at:]
+
+
 def _table(runs: Sequence[RunData], task: str) -> str:
-    cols = COLUMNS[task]
+    cols = _columns(task, runs)
     head = "".join(f"<th>{html.escape(c)}</th>" for c, _, _ in cols)
     head += "".join(f"<th>{html.escape(c)}</th>" for c, _ in FAILURE_COLUMNS) + "<th>episodes</th>"
     best = {}
@@ -92,7 +102,8 @@ def _table(runs: Sequence[RunData], task: str) -> str:
 def markdown_table(runs: Sequence[RunData], keys: Sequence[tuple[str, str, float]] | None = None) -> str:
     """The headline table as Markdown (printed by `navtune demo` and `navtune report`)."""
     task = runs[0].task if runs else "vln"
-    keys = keys or [c for c in COLUMNS[task] if c[1] in ("sr", "spl", "epa", "ndtw", "soft_spl", "valid_action_pct", "steps")]
+    keys = keys or [c for c in task_spec(task).columns
+                    if c[1] in ("sr", "spl", "epa", "ndtw", "soft_spl", "valid_action_pct", "steps")]
     lines = ["| run | " + " | ".join(c for c, _, _ in keys) + " | stuck % | osc. % | coll. % |",
              "|---|" + "---|" * (len(keys) + 3)]
     for r in runs:
@@ -105,13 +116,16 @@ def markdown_table(runs: Sequence[RunData], keys: Sequence[tuple[str, str, float
 
 # --------------------------------------------------------------------------------------------- maps
 def _graph_for(run: RunData, scene: str):
-    task = run.info.get("task", {})
-    if task.get("backend") != "graph" or not task.get("data_dir"):
+    """The scene's navigation graph when the run's episodes come with R2R connectivity files."""
+    data_dir = run.info.get("task", {}).get("data_dir")
+    if not data_dir:
         return None
     try:
-        from navtune.tasks.r2r import load_connectivity
+        from navtune.tasks.r2r import connectivity_path, load_connectivity
 
-        return load_connectivity(task["data_dir"], scene)
+        if not connectivity_path(data_dir, scene).is_file():
+            return None
+        return load_connectivity(data_dir, scene)
     except Exception:  # noqa: BLE001 - the map then shows the paths without the graph
         return None
 
@@ -241,18 +255,20 @@ def build_report(run_dirs: Sequence[str | Path], out_dir: str | Path, names: Seq
     if intro:
         parts.append(f"<p>{html.escape(intro)}</p>")
     pngs: dict[str, bytes] = {}
-    for task in ("vln", "objectnav"):
+    tasks = [t.name for t in TASKS.values()] + [r.task for r in runs if r.task not in TASKS]
+    for task in dict.fromkeys(tasks):
         group = [r for r in runs if r.task == task]
         if not group:
             continue
-        label = "Vision-and-language navigation" if task == "vln" else "Object navigation"
+        spec = task_spec(task)
+        label = spec.title
         parts.append(f"<h2>{label}: metrics</h2>")
         parts.append(_table(group, task))
         parts.append('<p class="note">EPA: expert-path action accuracy (the policy\'s action at each state of the '
                      "expert's path, expert driving). Failure modes: stuck = no progress over N forward moves; "
                      "oscillation = alternating turns; collision = repeated blocked moves.</p>")
         names_ = [r.name for r in group]
-        head_keys = ["sr", "spl", "epa"] + (["ndtw"] if task == "vln" else ["soft_spl"])
+        head_keys = list(spec.headline)
         pngs[f"metrics_{task}.png"] = plots.grouped_bars(
             names_, {k.upper(): [None if r.summary.get(k) is None else 100 * r.summary[k] for r in group] for k in head_keys},
             f"{label}: headline metrics", "%", (0, 105))

@@ -7,9 +7,12 @@ from navtune.agents.prompts.base import (
     IMAGE_PLACEHOLDER,
     PROMPT_FORMATS,
     QWEN25VL_CHAT_TEMPLATE,
+    BaseFormat,
+    PromptFormat,
     Rendered,
     Segment,
     StepInput,
+    format_class,
     get_format,
     render_chat,
 )
@@ -40,6 +43,7 @@ def load_system_prompt(path: str | Path | None = None, model_dir: str | Path | N
 
 
 __all__ = [
-    "IMAGE_PLACEHOLDER", "PROMPT_FORMATS", "QWEN25VL_CHAT_TEMPLATE", "Rendered", "Segment", "StepInput",
-    "get_format", "render_chat", "load_system_prompt", "DEFAULT_SYSTEM_PROMPT_FILE",
+    "IMAGE_PLACEHOLDER", "PROMPT_FORMATS", "QWEN25VL_CHAT_TEMPLATE", "BaseFormat", "PromptFormat", "Rendered",
+    "Segment", "StepInput", "format_class", "get_format", "render_chat", "load_system_prompt",
+    "DEFAULT_SYSTEM_PROMPT_FILE",
 ]

@@ -1,7 +1,7 @@
 """Prompt-format API shared by inference and training.
 
-A format renders a step (or, for `chat`, a whole episode) into `Segment`s: pieces of text that are
-tokenized **separately** and concatenated. The split matters: the seed tokenizes the chat-template text
+A format (the `PromptFormat` protocol; `BaseFormat` gives defaults) renders a step (or, for `chat`, a
+whole episode) into `Segment`s: pieces of text that are tokenized **separately** and concatenated. The split matters: the seed tokenizes the chat-template text
 and the assistant prefix ``<|im_start|>assistant\\nAction: `` separately, so the action word is a token
 of its own ("Left", not " Left"); tokenizing the joined text would give different ids. Segments flagged
 ``target`` hold an action: training puts labels only there, inference scores candidates there.
@@ -16,6 +16,8 @@ from typing import Any, Callable, Protocol, Sequence
 
 import jinja2
 
+from navtune.agents.parsing import ParseResult, parse_action
+from navtune.core.actions import ACTION_SPACES
 from navtune.core.registry import Registry
 
 IMAGE_PAD = "<|image_pad|>"
@@ -122,28 +124,102 @@ class StepInput:
 
 
 class PromptFormat(Protocol):
-    """One format. `render_step` is the prompt the model sees before choosing step t's action (ending with
-    the assistant prefix); `render_target` is the action answer; `render_episode` is the full training text.
-    Incremental formats (`chat`) also give `render_delta`: the tokens to append to the previous step."""
+    """Everything the rest of navtune knows about a prompt format (nothing outside the formats' own files
+    asks for a format by name):
+
+    * `render_step`: the prompt the model sees before step t's action, ending where the answer starts;
+    * `render_delta` (`incremental` formats): the tokens appended to the previous step's prompt, so the KV
+      cache of the previous step stays valid (the `kv` inference mode);
+    * `answer_prefix`: answer text between the prompt and the action word (objectnav-json's JSON head),
+      forced when scoring candidates; `candidates`: the scored action segments;
+    * `parse`: the rule from generated text (which continues the prompt) to an action;
+    * `action_spaces` (class level): the action spaces it can speak; `action_space`: this instance's;
+    * `unit`: ``"step"`` (one training sample per step) or ``"episode"`` (one sample per episode, every action
+      labelled); `render_target` renders a training target, `render_episode` an episode's samples."""
 
     name: str
+    action_spaces: tuple[str, ...]
     action_space: str
+    unit: str
     incremental: bool
 
     def render_step(self, step: StepInput, system_prompt: str) -> Rendered: ...
+
+    def render_delta(self, step: StepInput, system_prompt: str, previous_action: str | None) -> Rendered: ...
+
+    def answer_prefix(self) -> str: ...
+
+    def parse(self, text: str, allowed: Sequence[str]) -> ParseResult: ...
+
+    def candidates(self, allowed: Sequence[str]) -> list[Segment]: ...
 
     def render_target(self, action: str, **extra: Any) -> Rendered: ...
 
     def render_episode(self, steps: list[StepInput], actions: list[str], system_prompt: str) -> list[Rendered]: ...
 
-    def candidates(self, allowed: Sequence[str]) -> list[Segment]: ...
+
+class BaseFormat:
+    """Defaults for a `PromptFormat`: one action space chosen at construction among `action_spaces`, per-step
+    training samples, no forced answer text, the shared action parser, the space's actions as candidates."""
+
+    name = "base"
+    action_spaces: tuple[str, ...] = ("graph",)
+    unit = "step"
+    incremental = False
+
+    def __init__(self, action_space: str | None = None) -> None:
+        space = action_space or self.action_spaces[0]
+        if space not in self.action_spaces:
+            raise ValueError(f"prompt format {self.name!r} speaks the {' / '.join(self.action_spaces)} action "
+                             f"space, not {space!r}")
+        self.action_space = space
+
+    def render_step(self, step: StepInput, system_prompt: str) -> Rendered:
+        raise NotImplementedError
+
+    def render_delta(self, step: StepInput, system_prompt: str, previous_action: str | None) -> Rendered:
+        raise NotImplementedError(f"prompt format {self.name!r} is not incremental (re-render with render_step)")
+
+    def answer_prefix(self) -> str:
+        return ""
+
+    def parse(self, text: str, allowed: Sequence[str]) -> ParseResult:
+        return parse_action(text, allowed, self.action_space)
+
+    def candidates(self, allowed: Sequence[str]) -> list[Segment]:
+        return [Segment(a, target=True, action=a) for a in ACTION_SPACES[self.action_space] if a in allowed]
+
+    def render_target(self, action: str, **extra: Any) -> Rendered:
+        raise NotImplementedError
+
+    def render_episode(self, steps: list[StepInput], actions: list[str], system_prompt: str) -> list[Rendered]:
+        """One sample per step: the step's prompt (with the history the format shows) and its target."""
+        return [self.render_step(s, system_prompt) + self.render_target(a) for s, a in zip(steps, actions)]
 
 
 PROMPT_FORMATS: Registry = Registry("prompt format")
 
 
-def get_format(name: str, **kwargs: Any) -> PromptFormat:
-    """Instantiate a registered prompt format ("r2r-lowlevel", "objectnav-json", "chat")."""
-    import navtune.agents.prompts  # noqa: F401  (registers the formats)
+def format_class(name: str) -> type:
+    """The registered class of prompt format `name` (its `action_spaces`, `unit`, ... without building it)."""
+    import navtune.agents.prompts  # noqa: F401  (registers the built-in formats)
 
-    return PROMPT_FORMATS.get(name)(**kwargs)
+    return PROMPT_FORMATS.get(name)
+
+
+def get_format(name: str, action_space: str | None = None, **kwargs: Any) -> PromptFormat:
+    """Instantiate a registered prompt format ("r2r-lowlevel", "objectnav-json", "chat", or a plugin's) for
+    `action_space` (None: the format's first); a space the format does not speak is a ValueError."""
+    return format_class(name)(action_space=action_space, **kwargs)
+
+
+def merge_size_of(processor: Any) -> int:
+    """Patches merged per image token side (Qwen2(.5)-VL: 2), read from the processor: the one place both
+    inference and training take it from."""
+    return int(processor.image_processor.merge_size)
+
+
+def image_token_count(grid_thw: Any, merge_size: int) -> int:
+    """Number of image tokens of one image with patch grid (t, h, w): t*h*w / merge_size^2."""
+    t, h, w = (int(v) for v in grid_thw)
+    return t * h * w // (merge_size**2)

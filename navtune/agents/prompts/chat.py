@@ -13,10 +13,12 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
+from navtune.agents.parsing import ParseResult, parse_action
 from navtune.agents.prompts.base import (
     ASSISTANT_PREFIX,
     IMAGE_PLACEHOLDER,
     PROMPT_FORMATS,
+    BaseFormat,
     Rendered,
     Segment,
     StepInput,
@@ -32,14 +34,11 @@ def _fmt_distance(d: float | int) -> str:
 
 
 @PROMPT_FORMATS.register("chat")
-class ChatFormat:
+class ChatFormat(BaseFormat):
     name = "chat"
+    action_spaces = ("graph", "continuous")
+    unit = "episode"  # one forward pass trains every action of an episode
     incremental = True
-
-    def __init__(self, action_space: str = "graph") -> None:
-        if action_space not in ACTION_SPACES:
-            raise ValueError(f"chat format: unknown action_space {action_space!r}; known: {sorted(ACTION_SPACES)}")
-        self.action_space = action_space
 
     def _user_turn(self, step: StepInput, first: bool) -> str:
         head = f"Route Instruction: {step.instruction}\n" if first else ""
@@ -80,8 +79,10 @@ class ChatFormat:
     def render_target(self, action: str, **extra: Any) -> Rendered:
         return Rendered([Segment(action, target=True, action=action), Segment(TURN_END)])
 
-    def candidates(self, allowed: Sequence[str]) -> list[Segment]:
-        return [Segment(a, target=True, action=a) for a in ACTION_SPACES[self.action_space] if a in allowed]
+    def parse(self, text: str, allowed: Sequence[str]) -> ParseResult:
+        """Generated text continues the prompt's ``Action: ``; graph answers are parsed with it in front."""
+        prefix = "Action: " if self.action_space == "graph" else ""
+        return parse_action(prefix + text, allowed, self.action_space)
 
     def render_episode(self, steps: list[StepInput], actions: list[str], system_prompt: str) -> list[Rendered]:
         """The whole episode as one sample (one forward pass trains every action)."""

@@ -7,12 +7,13 @@ The answer is rendered in segments so that only the action value is a target: ``
 from __future__ import annotations
 
 import json
-from typing import Any, Sequence
+from typing import Any
 
 from navtune.agents.prompts.base import (
     ASSISTANT_PREFIX,
     IMAGE_PLACEHOLDER,
     PROMPT_FORMATS,
+    BaseFormat,
     Rendered,
     Segment,
     StepInput,
@@ -28,10 +29,9 @@ def answer_prefix(observation: str = "", reasoning: str = "") -> str:
 
 
 @PROMPT_FORMATS.register("objectnav-json")
-class ObjectNavJsonFormat:
+class ObjectNavJsonFormat(BaseFormat):
     name = "objectnav-json"
-    action_space = "continuous"
-    incremental = False
+    action_spaces = ("continuous",)
 
     def user_text(self, step: StepInput) -> str:
         allowed = [a for a in CONTINUOUS_ACTIONS if a in step.allowed_actions]
@@ -53,13 +53,11 @@ class ObjectNavJsonFormat:
         )
         return Rendered([Segment(text)], [step.image] if step.image is not None else [])
 
+    def answer_prefix(self) -> str:
+        """The JSON head with empty Observation / Reasoning, forced before the scored action."""
+        return answer_prefix()
+
     def render_target(self, action: str, observation: str = "", reasoning: str = "", **extra: Any) -> Rendered:
         return Rendered(
             [Segment(answer_prefix(observation, reasoning)), Segment(action, target=True, action=action), Segment(JSON_END)]
         )
-
-    def candidates(self, allowed: Sequence[str]) -> list[Segment]:
-        return [Segment(a, target=True, action=a) for a in CONTINUOUS_ACTIONS if a in allowed]
-
-    def render_episode(self, steps: list[StepInput], actions: list[str], system_prompt: str) -> list[Rendered]:
-        return [self.render_step(s, system_prompt) + self.render_target(a) for s, a in zip(steps, actions)]

@@ -5,15 +5,17 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
+from navtune.agents.parsing import ParseResult, parse_action
 from navtune.agents.prompts.base import (
     ASSISTANT_PREFIX,
     PROMPT_FORMATS,
+    BaseFormat,
     Rendered,
     Segment,
     StepInput,
     render_chat,
 )
-from navtune.core.actions import GRAPH_ACTIONS, MOVE
+from navtune.core.actions import MOVE
 
 #: What the seed's collate appends after the chat-template text (tokenized on its own).
 ANSWER_PREFIX = ASSISTANT_PREFIX + "Action: "
@@ -52,10 +54,9 @@ def seed_messages(step: StepInput, system_prompt: str) -> list[dict]:
 
 
 @PROMPT_FORMATS.register("r2r-lowlevel")
-class R2RLowLevelFormat:
+class R2RLowLevelFormat(BaseFormat):
     name = "r2r-lowlevel"
-    action_space = "graph"
-    incremental = False
+    action_spaces = ("graph",)
 
     def render_step(self, step: StepInput, system_prompt: str) -> Rendered:
         text = render_chat(seed_messages(step, system_prompt), add_generation_prompt=False)
@@ -65,9 +66,6 @@ class R2RLowLevelFormat:
     def render_target(self, action: str, **extra: Any) -> Rendered:
         return Rendered([Segment(action, target=True, action=action)])
 
-    def candidates(self, allowed: Sequence[str]) -> list[Segment]:
-        return [Segment(a, target=True, action=a) for a in GRAPH_ACTIONS if a in allowed]
-
-    def render_episode(self, steps: list[StepInput], actions: list[str], system_prompt: str) -> list[Rendered]:
-        """One training sample per step (the seed trains step by step with the full history)."""
-        return [self.render_step(s, system_prompt) + self.render_target(a) for s, a in zip(steps, actions)]
+    def parse(self, text: str, allowed: Sequence[str]) -> ParseResult:
+        """Generated text continues the prompt's ``Action: ``: parsed with it in front, as the seed reads it."""
+        return parse_action("Action: " + text, allowed, self.action_space)

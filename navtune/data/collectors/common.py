@@ -25,12 +25,17 @@ def geodesic_of(obs: Observation) -> float | None:
     return None
 
 
-def _step_info(obs: Observation) -> dict[str, Any]:
+def observed_step(obs: Observation, action: str, collided: bool, expert_action: str | None, rgb: bool = True,
+                  depth: bool = True) -> StepData:
+    """The dataset record of acting `action` from observation `obs` (the state before the action), as every
+    env-driven collector and the failure miner write it."""
     info: dict[str, Any] = {"distance_traveled": float(obs.distance_traveled)}
     for k in ("viewpoint", "heading_index"):
         if k in obs.info:
             info[k] = obs.info[k]
-    return info
+    return StepData(action=action, pose=obs.pose, rgb=obs.rgb if rgb else None, depth=obs.depth if depth else None,
+                    geodesic_distance=geodesic_of(obs), collision=bool(collided),
+                    allowed_actions=tuple(obs.allowed_actions), expert_action=expert_action, info=info)
 
 
 Chooser = Callable[[Observation, str], str]  # (observation, expert action) -> action to execute
@@ -53,19 +58,7 @@ def record_env_episode(
         expert = env.expert_action()
         action = expert if choose is None else choose(obs, expert)
         res = env.step(action)
-        builder.add(
-            StepData(
-                action=action,
-                pose=obs.pose,
-                rgb=obs.rgb if rgb else None,
-                depth=obs.depth if depth else None,
-                geodesic_distance=geodesic_of(obs),
-                collision=bool(res.collided),
-                allowed_actions=tuple(obs.allowed_actions),
-                expert_action=expert,
-                info=_step_info(obs),
-            )
-        )
+        builder.add(observed_step(obs, action, res.collided, expert, rgb, depth))
         if on_step is not None:
             on_step(t, obs, action)
         obs = res.observation

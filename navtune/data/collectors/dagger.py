@@ -12,6 +12,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from navtune.agents.policy import Policy, act_with_expert
 from navtune.data.collectors.common import CollectSummary, plan, record_env_episode
 from navtune.data.format import DatasetWriter, EpisodeMeta
 from navtune.data.rewards import RewardConfig
@@ -23,7 +24,7 @@ SLOT = 0
 class PolicyChooser:
     """The `Chooser` of `record_env_episode` that asks a policy (and mixes in the expert with prob. beta)."""
 
-    def __init__(self, policy: Any, beta: float = 0.0, seed: int = 0):
+    def __init__(self, policy: Policy, beta: float = 0.0, seed: int = 0):
         if not 0.0 <= beta <= 1.0:
             raise ValueError(f"beta must be in [0, 1] (got {beta})")
         self.policy, self.beta = policy, beta
@@ -31,10 +32,8 @@ class PolicyChooser:
         self.last: dict[str, Any] = {}
 
     def __call__(self, obs: Observation, expert: str) -> str:
-        if getattr(self.policy, "needs_expert", False):
-            obs.info["expert_action"] = expert
-        chosen = self.policy.act({SLOT: obs})[SLOT]
-        out = getattr(self.policy, "last_outputs", {}).get(SLOT)
+        chosen = act_with_expert(self.policy, {SLOT: obs}, {SLOT: expert})[SLOT]
+        out = self.policy.last_outputs.get(SLOT)
         executed = chosen
         if self.beta > 0 and self.rng.random() < self.beta:
             executed = expert
@@ -47,7 +46,7 @@ class PolicyChooser:
 def collect_policy(
     env_factory: Callable[[], NavEnv],
     episodes: Sequence[tuple[Any, EpisodeMeta]],
-    policy: Any,
+    policy: Policy,
     out: str | os.PathLike,
     info: dict[str, Any],
     beta: float = 0.0,
@@ -78,7 +77,7 @@ def collect_policy(
             # a per-episode seed keeps a resumed run's mixture draws identical to an uninterrupted run's
             chooser.rng = np.random.default_rng([seed, meta.order])
             b = writer.builder(meta)
-            policy.reset(SLOT)
+            policy.reset(SLOT, episode_id=meta.episode_id)
             extra: list[dict] = []
 
             def on_step(t: int, obs: Observation, action: str) -> None:

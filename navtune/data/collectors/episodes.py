@@ -21,23 +21,11 @@ class EpisodeSource:
 
 
 def _graph_env(data_dir: str, renderer_factory: Callable[[], Any] | None, max_steps: int, success_radius: float):
+    from navtune.data.collectors.renderers import per_scan
     from navtune.envs.graph import GraphNavEnv
 
-    renderer = None
-    if renderer_factory is not None:
-        inner = renderer_factory()
-        renderer = functools.partial(_SceneRenderer, inner)
+    renderer = None if renderer_factory is None else per_scan(renderer_factory())
     return GraphNavEnv.for_r2r(data_dir, renderer, max_steps=max_steps, success_radius=success_radius)
-
-
-class _SceneRenderer:
-    """Adapts a collector renderer `render(scan, viewpoint, heading)` to GraphNavEnv's per-scan one."""
-
-    def __init__(self, inner: Any, scan: str):
-        self.inner, self.scan = inner, scan
-
-    def render(self, viewpoint_id: str, heading: float, elevation: float = 0.0):
-        return self.inner.render(self.scan, viewpoint_id, heading)
 
 
 def r2r_source(

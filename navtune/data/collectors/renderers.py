@@ -1,8 +1,9 @@
-"""View renderers for graph-world collection (R2R labels with frames), by name.
+"""View renderers for the graph world (R2R labels with frames, graph evaluation), by name.
 
 A renderer factory is a picklable zero-argument callable, so each worker process builds its own renderer
-(simulators and GL contexts must not cross processes). Renderers answer
-`render(scan, viewpoint, heading) -> (rgb (H, W, 3) uint8, depth (H, W) metres or None)`.
+(simulators and GL contexts must not cross processes). Scene renderers answer
+`render(scan, viewpoint, heading) -> (rgb (H, W, 3) uint8, depth (H, W) metres or None)`; `per_scan` turns
+one into GraphNavEnv's scan -> `ViewRenderer` callable.
 """
 from __future__ import annotations
 
@@ -20,10 +21,33 @@ def _mp3d(skybox_dir: str, data_dir: str, width: int, height: int, depth: bool, 
     return SkyboxViews(skybox_dir, data_dir, camera=camera or CameraSpec(width=width, height=height), depth=depth)
 
 
-class HouseScenes:
-    """The house renderer behind the collector interface: one MiniWorld world for every house scan."""
+class ScanRenderer:
+    """GraphNavEnv's per-scan `ViewRenderer` over a scene renderer `render(scan, viewpoint, heading)`."""
 
-    def __init__(self, width: int, height: int, depth: bool):
+    def __init__(self, scenes: Any, scan: str):
+        self.scenes, self.scan = scenes, scan
+
+    def render(self, viewpoint_id: str, heading: float, elevation: float = 0.0):
+        return self.scenes.render(self.scan, viewpoint_id, heading)
+
+
+def per_scan(scenes: Any) -> Callable[[str], ScanRenderer]:
+    """scan -> `ScanRenderer` over `scenes` (one adapter per scan), the `renderer` GraphNavEnv takes."""
+    cache: dict[str, ScanRenderer] = {}
+
+    def for_scan(scan: str) -> ScanRenderer:
+        if scan not in cache:
+            cache[scan] = ScanRenderer(scenes, scan)
+        return cache[scan]
+
+    return for_scan
+
+
+class HouseScenes:
+    """The house simulator's views behind the scene-renderer interface: one MiniWorld world for every
+    house scan of the process."""
+
+    def __init__(self, width: int, height: int, depth: bool = True):
         os.environ.setdefault("PYGLET_HEADLESS", "1")
         from navtune.envs.house.renderer import HouseRenderers
 

@@ -7,16 +7,16 @@ rgb and depth are None and the env is a pure graph world (fast: replay, expert d
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Protocol, runtime_checkable
 
 import numpy as np
 
 from navtune.core.actions import GRAPH_ACTIONS, MOVE, STOP
-from navtune.envs.protocol import Observation, Pose, StepResult, check_step
+from navtune.envs.protocol import Observation, Pose, StepResult, check_expert, check_step
 from navtune.graph.expert import ExpertTable
 from navtune.graph.lowlevel import ADJUST, LowLevelNavigator, LowLevelState, NavigatorConfig, navigator_for
 from navtune.graph.navgraph import NavGraph
+from navtune.tasks.r2r.data import R2REpisode
 
 DEFAULT_MAX_STEPS = 50
 DEFAULT_SUCCESS_RADIUS = 3.0
@@ -27,47 +27,6 @@ class ViewRenderer(Protocol):
     """Renders the camera view at a viewpoint: (rgb (H, W, 3) uint8, depth (H, W) float32 metres or None)."""
 
     def render(self, viewpoint_id: str, heading: float, elevation: float) -> tuple[np.ndarray, np.ndarray | None]: ...
-
-
-@dataclass(frozen=True)
-class GraphEpisode:
-    """What the env needs of an episode (R2R form): start viewpoint and heading, reference path, instruction."""
-
-    episode_id: str
-    scan: str
-    path: tuple[str, ...]  # reference path start..goal (or just (start, goal) when only the goal is known)
-    heading: float
-    instruction: str | None = None
-
-    @property
-    def start(self) -> str:
-        return self.path[0]
-
-    @property
-    def goal(self) -> str:
-        return self.path[-1]
-
-    @classmethod
-    def coerce(cls, episode: Any) -> "GraphEpisode":
-        """From a GraphEpisode, an R2REpisode-like object, or a dict in R2R form
-        ({scan, path | start+goal, heading, instruction | instructions, instr_id | episode_id | path_id})."""
-        if isinstance(episode, GraphEpisode):
-            return episode
-        get = episode.get if isinstance(episode, Mapping) else (lambda k, d=None: getattr(episode, k, d))
-        path = get("path")
-        if path is None:
-            start, goal = get("start"), get("goal")
-            if start is None or goal is None:
-                raise ValueError("episode needs 'path' or both 'start' and 'goal' viewpoints")
-            path = (start, goal)
-        path = tuple(path)
-        if not path:
-            raise ValueError("episode 'path' is empty")
-        instr = get("instruction")
-        if instr is None and get("instructions"):
-            instr = get("instructions")[0]
-        eid = get("instr_id") or get("episode_id") or get("path_id") or ""
-        return cls(str(eid), str(get("scan", "") or ""), path, float(get("heading", 0.0) or 0.0), instr)
 
 
 GraphSource = NavGraph | Mapping[str, NavGraph] | Callable[[str], NavGraph]
@@ -81,7 +40,8 @@ class GraphNavEnv:
     `navigator` sets the heading mode (discretised / continuous), the camera's fov and whether Adjust is an
     action; `hfov` (radians) overrides the camera's horizontal fov. Observation.allowed_actions drops Move
     (and Adjust) where nothing is navigable; a Move there leaves the agent in place and reports
-    `collided=True`. The episode ends on Stop or after `max_steps` actions."""
+    `collided=True`. The episode ends on Stop or after `max_steps` actions (None: only on Stop; evaluation
+    applies its budget with a `TimeLimit` wrapper)."""
 
     action_space: tuple[str, ...] = GRAPH_ACTIONS
 
@@ -89,7 +49,7 @@ class GraphNavEnv:
         self,
         graphs: GraphSource,
         renderer: RendererSource = None,
-        max_steps: int = DEFAULT_MAX_STEPS,
+        max_steps: int | None = DEFAULT_MAX_STEPS,
         hfov: float | None = None,
         success_radius: float = DEFAULT_SUCCESS_RADIUS,
         navigator: NavigatorConfig | None = None,
@@ -101,7 +61,7 @@ class GraphNavEnv:
         self.hfov = hfov if hfov is not None else self.nav_config.camera.hfov
         self.action_space = self.nav_config.action_space
         self.success_radius = success_radius
-        self.episode: GraphEpisode | None = None
+        self.episode: R2REpisode | None = None
 
     @classmethod
     def for_r2r(cls, data_dir, renderer: RendererSource = None, **kwargs) -> "GraphNavEnv":
@@ -159,8 +119,9 @@ class GraphNavEnv:
         }
 
     # ------------------------------------------------------------------ NavEnv
-    def reset(self, episode: Any) -> Observation:
-        ep = GraphEpisode.coerce(episode)
+    def reset(self, episode: R2REpisode | Mapping[str, Any]) -> Observation:
+        """Start an `R2REpisode` (or its R2R-form dict, read with `R2REpisode.from_dict`)."""
+        ep = episode if isinstance(episode, R2REpisode) else R2REpisode.from_dict(dict(episode), "reset(episode)")
         self.graph = self._graph_for(ep.scan)
         for k, vid in enumerate(ep.path):
             if vid not in self.graph.index:
@@ -191,7 +152,7 @@ class GraphNavEnv:
             self.state = nxt
             self.trajectory.append((nxt.viewpoint, nxt.heading, 0.0))
         stopped = action == STOP
-        self.done = stopped or self.steps >= self.max_steps
+        self.done = stopped or (self.max_steps is not None and self.steps >= self.max_steps)
         obs = self._observe()
         info = {
             "stopped": stopped,
@@ -202,8 +163,7 @@ class GraphNavEnv:
 
     def expert_action(self) -> str:
         """The BFS expert's action from the current state (one cost-to-go table per episode)."""
-        if self.episode is None:
-            raise RuntimeError("call reset(episode) before expert_action()")
+        check_expert(self)
         if self._expert is None or not self._expert.covers(self.state):  # an Adjust leaves the heading grid
             self._expert = ExpertTable(self.navigator, self.episode.goal, self.state.heading_offset)
         return self._expert.action(self.state)

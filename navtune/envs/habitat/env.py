@@ -21,7 +21,7 @@ import numpy as np
 from navtune.core.actions import CONTINUOUS_ACTIONS, MOVE_FORWARD, STOP_CONT, TURN_LEFT, TURN_RIGHT
 from navtune.core.geometry import angle_diff, heading_to
 from navtune.envs.habitat.coords import habitat_to_navtune, navtune_to_habitat_position, rotation_from_heading
-from navtune.envs.protocol import Observation, Pose, StepResult, check_step
+from navtune.envs.protocol import Observation, Pose, StepResult, check_expert, check_step
 
 INSTALL_HINT = (
     "habitat-sim is not installed. Install it with conda (it is not on PyPI): "
@@ -246,8 +246,7 @@ class HabitatNavEnv:
     def expert_action(self) -> str:
         """Follow habitat's shortest path: stop inside the success distance, else turn toward the next path
         point when it is more than half a turn away, else move forward."""
-        if self.episode is None:
-            raise RuntimeError("call reset(episode) before expert_action()")
+        check_expert(self)
         pose, pos = self._agent_pose()
         if self.distance_to_goal(pos) < self.success_distance:
             return STOP_CONT

@@ -17,7 +17,7 @@ from navtune.core.actions import CONTINUOUS_ACTIONS, MOVE_FORWARD, STOP_CONT, TU
 from navtune.envs.house.expert import ContinuousExpert
 from navtune.envs.house.layout import HouseSpec, seed_from_scene_id
 from navtune.envs.house.occupancy import OccupancyGrid, object_goal_distance
-from navtune.envs.protocol import Observation, Pose, StepResult, check_step
+from navtune.envs.protocol import Observation, Pose, StepResult, check_expert, check_step
 from navtune.tasks.objectnav import ObjectNavEpisode
 
 
@@ -177,8 +177,7 @@ class HouseNavEnv:
 
     def expert_action(self) -> str:
         """The A* expert's action from the current state (its plan is reused while the agent follows it)."""
-        if self.episode is None:
-            raise RuntimeError("call reset(episode) before expert_action()")
+        check_expert(self)
         x, y, _, h = self.world.pose()
         if not (self._plan and self._plan_pose is not None and _close(self._plan_pose, (x, y, h))):
             plan = self.expert.plan(x, y, h)

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field
+from collections import OrderedDict
+from dataclasses import dataclass
 from functools import cached_property, lru_cache
 
 import numpy as np
@@ -166,22 +167,25 @@ class ObjectSpec:
         return OBJECT_KINDS[self.category]
 
 
-@dataclass
+@dataclass(frozen=True)
 class HouseSpec:
+    """A generated house: plain immutable data (`generate_house` caches and shares one per seed)."""
+
     seed: int
-    rooms: list[RoomSpec]
-    doors: list[DoorSpec]
-    objects: list[ObjectSpec] = field(default_factory=list)
-    _grid: object = field(default=None, repr=False, compare=False)
+    rooms: tuple[RoomSpec, ...]
+    doors: tuple[DoorSpec, ...]
+    objects: tuple[ObjectSpec, ...] = ()
 
     def grid(self, agent_radius: float = AGENT_RADIUS):
-        """The house's `OccupancyGrid` (built once; generation already computed it)."""
+        """The house's `OccupancyGrid` for an agent of `agent_radius`, built once per (house, radius) and
+        kept outside the house, so asking for another radius never changes what the default one returns."""
         from navtune.envs.house.occupancy import OccupancyGrid
 
-        g = self._grid
-        if g is None or g.agent_radius != agent_radius:  # type: ignore[attr-defined]
+        key = (self, float(agent_radius))
+        g = _GRIDS.get(key)
+        if g is None:
             g = OccupancyGrid.build(self, agent_radius=agent_radius)
-            self._grid = g
+            _remember_grid(key, g)
         return g
 
     @property
@@ -242,6 +246,17 @@ class HouseSpec:
             "doors": len(self.doors),
             "objects": [o.name for o in self.objects],
         }
+
+
+_GRIDS: OrderedDict[tuple[HouseSpec, float], object] = OrderedDict()
+_MAX_GRIDS = 64
+
+
+def _remember_grid(key: tuple[HouseSpec, float], grid: object) -> None:
+    _GRIDS[key] = grid
+    _GRIDS.move_to_end(key)
+    while len(_GRIDS) > _MAX_GRIDS:
+        _GRIDS.popitem(last=False)
 
 
 def scene_id_for_seed(seed: int) -> str:
@@ -348,12 +363,12 @@ def generate_house(seed: int, agent_radius: float = AGENT_RADIUS) -> HouseSpec:
             if span is None:
                 continue
             doors.append(DoorSpec(a, b, True, ra.x1, *span))
-    house = HouseSpec(seed=seed, rooms=rooms, doors=doors)
-    _check_connected(house)
-    house.objects, free = _place_objects(house, rng, agent_radius)
-    base = house._grid
+    walls_only = HouseSpec(seed=seed, rooms=tuple(rooms), doors=tuple(doors))
+    _check_connected(walls_only)
+    objects, base, free = _place_objects(walls_only, rng, agent_radius)
+    house = HouseSpec(seed=seed, rooms=walls_only.rooms, doors=walls_only.doors, objects=tuple(objects))
     # the object-free grid minus each object's disk is exactly OccupancyGrid.build(house): keep it
-    house._grid = OccupancyGrid(house, agent_radius, base.resolution, base.origin, free)  # type: ignore[union-attr]
+    _remember_grid((house, float(agent_radius)), OccupancyGrid(house, agent_radius, base.resolution, base.origin, free))
     return house
 
 
@@ -370,15 +385,15 @@ def _check_connected(house: HouseSpec) -> None:
         raise RuntimeError(f"house {house.seed}: rooms are not connected: {house.doors}")
 
 
-def _place_objects(house: HouseSpec, rng: np.random.Generator, agent_radius: float) -> tuple[list[ObjectSpec], np.ndarray]:
+def _place_objects(house: HouseSpec, rng: np.random.Generator, agent_radius: float
+                   ) -> tuple[list[ObjectSpec], "OccupancyGrid", np.ndarray]:
     """Objects stand against walls, away from doorways, and never cut the free space into pieces
     (checked on the occupancy grid; a placement that would is retried elsewhere)."""
     from navtune.envs.house.occupancy import OccupancyGrid
 
     objects: list[ObjectSpec] = []
     counter = 0
-    base = OccupancyGrid.build(house, agent_radius=agent_radius)
-    house._grid = base
+    base = OccupancyGrid.build(house, agent_radius=agent_radius)  # walls only: `house` has no objects yet
     free = base.free.copy()
     gx, gy = base.cell_centers()
     for room in house.rooms:
@@ -427,4 +442,4 @@ def _place_objects(house: HouseSpec, rng: np.random.Generator, agent_radius: flo
                 objects.append(cand)
                 counter += 1
                 break
-    return objects, free
+    return objects, base, free

@@ -53,6 +53,47 @@ class R2REpisode:
     def goal(self) -> str:
         return self.path[-1]
 
+    @property
+    def episode_id(self) -> str:
+        return self.instr_id
+
+    @property
+    def scene(self) -> str:
+        return self.scan
+
+    @classmethod
+    def from_dict(cls, d: Any, source: str = "<dict>") -> "R2REpisode":
+        """One episode from a dict in R2R form: {scan, path | start+goal, heading, instruction | instructions
+        (the first), instr_id | episode_id, path_id, distance}; errors name `source` and the field."""
+        if not isinstance(d, dict):
+            raise R2RDataError(source, f"episode is not a JSON object (got {type(d).__name__})")
+        instr_id = d.get("instr_id") or d.get("episode_id") or d.get("path_id") or ""
+        where = f"instr_id {instr_id}" if instr_id != "" else None
+        scan = d.get("scan") or ""  # may be absent when the env holds a single graph
+        if not isinstance(scan, str):
+            raise R2RDataError(source, "not a string", episode=where, field="scan")
+        path = d.get("path")
+        if path is None:
+            if d.get("start") is None or d.get("goal") is None:
+                raise R2RDataError(source, "episode needs 'path' or both 'start' and 'goal' viewpoints",
+                                   episode=where, field="path")
+            path = (d["start"], d["goal"])
+        if not isinstance(path, (list, tuple)) or not path or not all(isinstance(v, str) for v in path):
+            raise R2RDataError(source, "expected a non-empty list of viewpoint ids", episode=where, field="path")
+        heading = d.get("heading", 0.0) or 0.0
+        if isinstance(heading, bool) or not isinstance(heading, (int, float)) or not math.isfinite(heading):
+            raise R2RDataError(source, "not a finite number", episode=where, field="heading")
+        instruction = d.get("instruction")
+        if instruction is None and d.get("instructions"):
+            instruction = d["instructions"][0]
+        path_id = d.get("path_id")
+        if path_id is None:
+            head = str(instr_id).split("_")[0]
+            path_id = int(head) if head.isdigit() else -1
+        distance = d.get("distance")
+        return cls(str(instr_id), int(path_id), scan, tuple(path), float(heading),
+                   "" if instruction is None else str(instruction), None if distance is None else float(distance))
+
 
 _CONN_SUFFIX = "_connectivity.json"
 
