@@ -53,9 +53,13 @@ def test_report_is_self_contained_and_complete(runs):
     for name, d in zip(["Oracle", "Forward-only", "Random"], dirs):
         s = json.loads((d / "summary.json").read_text())
         assert f">{name}</th>" in page
-        assert f"<td>{100 * s['sr']:.1f}</td>" in page or f'<td class="best">{100 * s["sr"]:.1f}</td>' in page
+        lo, hi = s["sr_ci95"]  # every rate carries its Wilson interval
+        assert lo <= s["sr"] <= hi
+        assert re.search(rf'<td( class="best")?>{100 * s["sr"]:.1f}<br><span class="ci">\[{100 * lo:.1f}, '
+                         rf'{100 * hi:.1f}\]</span></td>', page)
     md = markdown_table([load_run(d) for d in dirs])
-    assert md.count("\n") == 4 and "| oracle | 100.0 | " in md
+    assert md.count("\n") == 4 and "| oracle | 100.0 [" in md and md.splitlines()[2].endswith("| 9 |")
+    assert "Paired differences against Oracle" in page
 
 
 @pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium not installed")
@@ -81,5 +85,9 @@ def test_report_cli(runs, tmp_path):
     out = subprocess.run([str(exe), "report", *map(str, dirs), "--out", str(tmp_path / "r"), "--episodes", "1"],
                          capture_output=True, text=True, check=True)
     assert "report: " in out.stdout and (tmp_path / "r" / "report.html").exists()
+    # the paired comparison: forward and random against the oracle, episode by episode
+    assert "Paired differences against oracle" in out.stdout
+    line = next(ln for ln in out.stdout.splitlines() if ln.startswith("| random | sr |"))
+    assert "| 100.0 | 0.0 | -100.0 [-100.0, -100.0] * | 9 |" in line
     bad = subprocess.run([str(exe), "report", str(tmp_path)], capture_output=True, text=True)
     assert bad.returncode == 2 and "run.json" in bad.stderr

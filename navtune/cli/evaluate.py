@@ -16,7 +16,8 @@ def _fmt_summary(summary: dict) -> str:
     for k in _HEADLINE:
         v = summary.get(k)
         if v is not None:
-            parts.append(f"{k}={v:.4f}")
+            ci = summary.get(f"{k}_ci95")
+            parts.append(f"{k}={v:.4f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci and k in ("sr", "spl", "ndtw", "epa") else ""))
     fr = summary.get("failure_rates") or {}
     parts += [f"{k}={v:.3f}" for k, v in fr.items() if v is not None]
     return f"episodes={summary.get('episodes')}  " + "  ".join(parts)

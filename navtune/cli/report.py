@@ -16,12 +16,14 @@ def register(app: typer.Typer) -> None:
         episode_id: list[str] = typer.Option([], "--episode-id", help="Show these episodes (repeat)."),
         title: str = typer.Option("navtune report", "--title"),
     ) -> None:
-        """One self-contained HTML report (+ PNGs) comparing evaluation runs: metrics side by side, failure
-        modes, top-down maps of agent vs expert paths, frame strips.
+        """One self-contained HTML report (+ PNGs) comparing evaluation runs: metrics side by side with 95 %
+        intervals, paired differences of every run against the first on their shared episodes, failure modes,
+        top-down maps of agent vs expert paths, frame strips.
 
         Example: navtune report runs/forward runs/sft --name forward --name SFT --out runs/report"""
         from navtune.evaluation.results import RunFolderError
         from navtune.viz import build_report, load_run, markdown_table
+        from navtune.viz.report import paired_table
 
         try:
             path = build_report(run_dirs, out, names or None, episodes, episode_id or None, title)
@@ -30,4 +32,9 @@ def register(app: typer.Typer) -> None:
             typer.echo(f"error: {e}", err=True)
             raise typer.Exit(2)
         typer.echo(markdown_table(runs))
+        if len(runs) > 1:
+            try:
+                typer.echo("\n" + paired_table(runs))
+            except ValueError as e:  # runs on different episode sets: nothing to pair
+                typer.echo(f"(no paired comparison: {e})")
         typer.echo(f"report: {path.resolve()}")

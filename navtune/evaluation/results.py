@@ -20,6 +20,7 @@ from navtune.core.io import atomic_write_json, read_jsonl, write_jsonl
 from navtune.evaluation.backends import BACKENDS
 from navtune.evaluation.registry import task_metric_keys
 from navtune.metrics.failures import FAILURE_MODES
+from navtune.metrics.intervals import mean_interval
 
 RUN_FILE = "run.json"
 RESULTS_FILE = "episodes.jsonl"
@@ -55,14 +56,18 @@ def task_of_run(info: dict) -> str | None:
 
 
 def summarize(rows: Sequence[dict], task: str | None = None) -> dict:
-    """Mean of every metric over episodes (None values, e.g. EPA when it was not run, are skipped) and the
-    failure-mode rates; `episodes` is the count."""
+    """Mean of every metric over episodes (None values, e.g. EPA when it was not run, are skipped), its 95 %
+    interval as `<key>_ci95` (Wilson for success rates, bootstrap over episodes otherwise;
+    `navtune.metrics.intervals`) and the failure-mode rates; `episodes` is the count."""
     task = task or (rows[0]["task"] if rows else "vln")
     out: dict = {}
     for k in metric_keys(task, rows):
         vals = [r["metrics"].get(k) for r in rows]
         vals = [float(v) for v in vals if v is not None and not (isinstance(v, float) and math.isnan(v))]
         out[k] = sum(vals) / len(vals) if vals else None
+        if k not in EXTRA_KEYS or k == "epa":
+            ci = mean_interval(vals)
+            out[f"{k}_ci95"] = list(ci) if ci is not None else None
     out["episodes"] = len(rows)
     out["failure_rates"] = {m: (sum(bool(r["failures"][m]) for r in rows) / len(rows) if rows else None)
                             for m in FAILURE_MODES + ("failed",)}

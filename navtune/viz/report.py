@@ -26,6 +26,7 @@ from navtune.evaluation.results import (
     summarize,
     task_of_run,
 )
+from navtune.metrics.intervals import PairedDifference, paired_difference
 from navtune.viz import plots
 
 FAILURE_COLUMNS = [("stuck %", "stuck"), ("oscillation %", "oscillation"), ("collision %", "collision"),
@@ -65,6 +66,13 @@ def _fmt(v: Any, scale: float) -> str:
     return f"{v * scale:.1f}" if scale != 1 or abs(v) < 1000 else f"{v:.0f}"
 
 
+def _fmt_ci(summary: dict, key: str, scale: float) -> str:
+    """'v [lo, hi]' when the summary holds the key's 95 % interval, else 'v'."""
+    ci = summary.get(f"{key}_ci95")
+    v = _fmt(summary.get(key), scale)
+    return f"{v} [{ci[0] * scale:.1f}, {ci[1] * scale:.1f}]" if ci and summary.get(key) is not None else v
+
+
 def _columns(task: str, runs: Sequence[RunData] = ()) -> list[tuple[str, str, float]]:
     """(column label, summary key, scale) of a task's table (scale 100 shows a fraction as a percentage); a
     metric the task does not list (a `--metric` measure) gets a column of its own before EPA."""
@@ -90,7 +98,9 @@ def _table(runs: Sequence[RunData], task: str) -> str:
         for _, k, scale in cols:
             v = r.summary.get(k)
             cls = ' class="best"' if v is not None and k in best and v == best[k] and len(runs) > 1 else ""
-            cells.append(f"<td{cls}>{_fmt(v, scale)}</td>")
+            ci = r.summary.get(f"{k}_ci95")
+            ci_html = f'<br><span class="ci">[{ci[0] * scale:.1f}, {ci[1] * scale:.1f}]</span>' if ci and v is not None else ""
+            cells.append(f"<td{cls}>{_fmt(v, scale)}{ci_html}</td>")
         fr = r.summary.get("failure_rates") or {}
         cells += [f"<td>{_fmt(fr.get(k), 100)}</td>" for _, k in FAILURE_COLUMNS]
         cells.append(f"<td>{r.summary.get('episodes')}</td>")
@@ -99,18 +109,74 @@ def _table(runs: Sequence[RunData], task: str) -> str:
             f"<tbody>{''.join(body)}</tbody></table>")
 
 
+#: headline columns that show their 95 % interval in the Markdown table
+CI_COLUMNS = ("sr", "spl", "ndtw", "epa", "soft_spl")
+
+
+def _paired_html(runs: Sequence[RunData]) -> str:
+    rows = []
+    for r in runs[1:]:
+        if not any(e in r.by_id for e in runs[0].by_id):
+            continue
+        for d in paired_differences(runs[0], r):
+            cls = ' class="best"' if d.significant and d.diff > 0 else ""
+            rows.append(f"<tr><th class=\"run\">{html.escape(r.name)}</th><td>{html.escape(d.metric)}</td>"
+                        f"<td>{100 * d.a:.1f}</td><td>{100 * d.b:.1f}</td><td{cls}>{100 * d.diff:+.1f} "
+                        f"[{100 * d.ci95[0]:+.1f}, {100 * d.ci95[1]:+.1f}]</td><td>{d.episodes}</td></tr>")
+    return ('<table class="metrics"><thead><tr><th>run</th><th>metric</th><th>' + html.escape(runs[0].name)
+            + "</th><th>run</th><th>difference (points, paired 95 % interval)</th><th>episodes</th></tr></thead>"
+            f"<tbody>{''.join(rows)}</tbody></table>")
+
+
 def markdown_table(runs: Sequence[RunData], keys: Sequence[tuple[str, str, float]] | None = None) -> str:
-    """The headline table as Markdown (printed by `navtune demo` and `navtune report`)."""
+    """The headline table as Markdown (printed by `navtune demo` and `navtune report`); SR, SPL, nDTW and EPA
+    carry their 95 % intervals (Wilson for rates, bootstrap over episodes otherwise)."""
     task = runs[0].task if runs else "vln"
     keys = keys or [c for c in task_spec(task).columns
                     if c[1] in ("sr", "spl", "epa", "ndtw", "soft_spl", "valid_action_pct", "steps")]
-    lines = ["| run | " + " | ".join(c for c, _, _ in keys) + " | stuck % | osc. % | coll. % |",
-             "|---|" + "---|" * (len(keys) + 3)]
+    lines = ["| run | " + " | ".join(c for c, _, _ in keys) + " | stuck % | osc. % | coll. % | episodes |",
+             "|---|" + "---|" * (len(keys) + 4)]
     for r in runs:
         fr = r.summary.get("failure_rates") or {}
-        vals = [_fmt(r.summary.get(k), s) for _, k, s in keys]
+        vals = [_fmt_ci(r.summary, k, s) if k in CI_COLUMNS else _fmt(r.summary.get(k), s) for _, k, s in keys]
         vals += [_fmt(fr.get(k), 100) for k in ("stuck", "oscillation", "collision")]
+        vals.append(str(r.summary.get("episodes")))
         lines.append(f"| {r.name} | " + " | ".join(vals) + " |")
+    return "\n".join(lines)
+
+
+def paired_differences(base: RunData, other: RunData, keys: Sequence[str] | None = None) -> list[PairedDifference]:
+    """`other - base` on the episodes both runs hold, per headline metric, with paired 95 % intervals."""
+    common = [e for e in base.by_id if e in other.by_id]
+    if not common:
+        raise ValueError(f"runs {base.name!r} and {other.name!r} share no episode: a paired comparison needs "
+                         "the same episode set")
+    keys = keys or [k for k in task_spec(base.task).headline if k in CI_COLUMNS]
+    out = []
+    for k in keys:
+        a = [base.by_id[e]["metrics"].get(k) for e in common]
+        b = [other.by_id[e]["metrics"].get(k) for e in common]
+        try:
+            out.append(paired_difference(k, a, b))
+        except ValueError:  # the metric was not computed in one of the runs (e.g. EPA off)
+            continue
+    return out
+
+
+def paired_table(runs: Sequence[RunData]) -> str:
+    """Markdown: every run after the first against the first, on their shared episodes (difference in points,
+    paired bootstrap 95 % interval; '*' where the interval excludes 0)."""
+    if len(runs) < 2:
+        return ""
+    lines = [f"Paired differences against {runs[0].name} (same episodes; points, 95 % interval; * excludes 0):", "",
+             "| run | metric | " + f"{runs[0].name} | run | difference | episodes |", "|---|---|---|---|---|---|"]
+    for r in runs[1:]:
+        if r.task != runs[0].task or not any(e in r.by_id for e in runs[0].by_id):
+            continue
+        for d in paired_differences(runs[0], r):
+            star = " *" if d.significant else ""
+            lines.append(f"| {r.name} | {d.metric} | {100 * d.a:.1f} | {100 * d.b:.1f} | "
+                         f"{100 * d.diff:+.1f} [{100 * d.ci95[0]:+.1f}, {100 * d.ci95[1]:+.1f}]{star} | {d.episodes} |")
     return "\n".join(lines)
 
 
@@ -230,7 +296,7 @@ table.metrics{border-collapse:collapse;font-size:13px;margin:8px 0}
 table.metrics th,table.metrics td{border:1px solid #ccc;padding:4px 8px;text-align:right}
 table.metrics th.run{text-align:left}thead th{background:#f3f3f3}td.best{font-weight:bold;background:#e8f5e9}
 img{max-width:100%;border:1px solid #eee;margin:4px}.grid{display:flex;flex-wrap:wrap;gap:8px}
-.note{color:#666;font-size:12px}
+.note{color:#666;font-size:12px}.ci{color:#777;font-size:11px}
 """
 
 
@@ -264,6 +330,8 @@ def build_report(run_dirs: Sequence[str | Path], out_dir: str | Path, names: Seq
         label = spec.title
         parts.append(f"<h2>{label}: metrics</h2>")
         parts.append(_table(group, task))
+        if len(group) > 1 and any(e in group[1].by_id for e in group[0].by_id):
+            parts.append(f"<h3>Paired differences against {html.escape(group[0].name)}</h3>" + _paired_html(group))
         parts.append('<p class="note">EPA: expert-path action accuracy (the policy\'s action at each state of the '
                      "expert's path, expert driving). Failure modes: stuck = no progress over N forward moves; "
                      "oscillation = alternating turns; collision = repeated blocked moves.</p>")
