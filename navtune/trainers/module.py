@@ -99,7 +99,7 @@ def forward_chunk(model: nn.Module, chunk: Chunk, image_cache: dict | None = Non
     hidden = out.last_hidden_state[0]
     h = hidden[pos - 1]
     logits = head(h)
-    logprobs = torch.log_softmax(logits.float(), dim=-1)
+    logprobs = torch.log_softmax(L.at_least_float32(logits), dim=-1)
     targets = chunk.labels[pos]
     token_logp = logprobs.gather(-1, targets[:, None]).squeeze(-1)
     first = torch.stack([r[0] for r in runs]) - 1
@@ -122,7 +122,9 @@ class NavTrainModule(pl.LightningModule):
         self.value_head: nn.Module | None = None
         if self.is_awr and cfg.method == "awr" and cfg.baseline == "value":
             hidden = _hidden_size(model)
-            self.value_head = nn.Linear(hidden, 1)
+            # float32, or float64 with a float64 model (exact comparisons); Lightning's precision may convert it
+            dtype = torch.promote_types(next(model.parameters()).dtype, torch.float32)
+            self.value_head = nn.Linear(hidden, 1, dtype=dtype)
             nn.init.zeros_(self.value_head.weight)  # starts as the dataset-level baseline, learns from there
             nn.init.constant_(self.value_head.bias, float(dataset_baseline))
         self.register_buffer("dataset_baseline", torch.tensor(float(dataset_baseline), dtype=torch.float64))
@@ -243,25 +245,25 @@ class NavTrainModule(pl.LightningModule):
         if torch.isnan(batch.rewards).any():
             raise ValueError(f"episode {batch.episode_id}: some steps have no reward (unknown distances); "
                              "offline RL needs rewards on every step")
-        return torch.as_tensor(discounted_returns(batch.rewards.cpu().tolist(), self.cfg.gamma), dtype=torch.float32)
+        return torch.as_tensor(discounted_returns(batch.rewards.cpu().tolist(), self.cfg.gamma), dtype=torch.float64)
 
     def _awr_terms(self, batch: EpisodeBatch, G: torch.Tensor, sl: slice, out: ChunkOutput, logp: torch.Tensor,
                    T: int):
         cfg: AWRConfig = self.cfg  # type: ignore[assignment]
-        G = G.to(logp.device)
+        G = G.to(logp.device, logp.dtype)
         extra: dict[str, torch.Tensor] = {}
-        loss = torch.zeros((), device=logp.device)
+        loss = torch.zeros((), device=logp.device, dtype=logp.dtype)
         if cfg.method == "rwr":
             w = L.rwr_weights(G, cfg.beta, cfg.max_weight)
         elif cfg.baseline == "value":
-            v = self.value_head(out.state_hidden.float()).squeeze(-1)
+            v = self.value_head(out.state_hidden.to(self.value_head.weight.dtype)).squeeze(-1).to(G.dtype)
             w = L.awr_weights(G, v, cfg.beta, cfg.max_weight)
             vl = ((v - G) ** 2).sum() / T
             loss = loss + cfg.value_coef * vl
             extra["value_loss"] = vl
             extra["advantage"] = (G - v.detach()).sum() / T
         else:
-            b = self.dataset_baseline.to(G.device, torch.float32)
+            b = self.dataset_baseline.to(G.device, G.dtype)
             w = L.awr_weights(G, b, cfg.beta, cfg.max_weight)
             extra["advantage"] = (G - b).sum() / T
         nll = -(w * logp).sum() / T
