@@ -12,7 +12,7 @@ from navtune.agents.models.loading import set_activation_checkpointing
 from navtune.trainers import losses as L
 from navtune.trainers.batch import unpack_episode
 from navtune.trainers.config import AWRConfig, TrainConfig
-from navtune.trainers.module import NavTrainModule, forward_chunk
+from navtune.trainers.module import NavTrainModule, forward_chunk, takes_encoder_outputs
 from test_train_helpers import load_tiny, make_chat_episode, tiny_dir
 
 
@@ -205,7 +205,10 @@ def test_per_step_episode_encodes_each_frame_once_with_the_same_loss_and_gradien
             p.requires_grad_(True)
     (s0, g0, n0), (s1, g1, n1) = results[False], results[True]
     assert n0 == 2 * (1 + 2 + 3 + 4 + 5)  # episode_loss + the autograd pass, every frame in every chunk
-    assert n1 == 2 * 5  # each frame once per pass
+    if takes_encoder_outputs(type(model.model)):
+        assert n1 == 2 * 5  # each frame once per pass
+    else:  # a transformers without mm_encoder_outputs: the cache is off, every chunk re-encodes
+        assert n1 == n0
     assert_close(s1["loss"], s0["loss"], what="loss")
     for a, b in zip(g0, g1):
         assert_close(a, b, what="gradient")

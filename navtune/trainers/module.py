@@ -14,6 +14,8 @@ min(exp(G_a / beta), w_max) (RWR), and H_a the entropy over the allowed actions.
 from __future__ import annotations
 
 import contextlib
+import functools
+import inspect
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,6 +54,13 @@ class ChunkOutput:
     n_actions: int
 
 
+@functools.cache
+def takes_encoder_outputs(backbone_cls: type) -> bool:
+    """Whether this transformers version's multimodal forward takes precomputed ``mm_encoder_outputs``
+    (older 5.x releases swallow the unknown keyword and silently drop the images)."""
+    return "mm_encoder_outputs" in inspect.signature(backbone_cls.forward).parameters
+
+
 def _cached_image_features(backbone: nn.Module, inputs: dict, keys: tuple, cache: dict) -> dict:
     """`mm_encoder_outputs` for the chunk's images, encoding only frames not in `cache` (the vision tower is
     frozen and encodes each image on its own, so a frame's features are the same in every chunk)."""
@@ -77,7 +86,8 @@ def forward_chunk(model: nn.Module, chunk: Chunk, image_cache: dict | None = Non
     """Forward one sequence and compute logits only where labels are (not over the whole sequence).
 
     With `image_cache` (a dict kept for one episode; only valid while the vision tower is frozen), each
-    frame goes through the vision tower once per episode instead of once per chunk that shows it."""
+    frame goes through the vision tower once per episode instead of once per chunk that shows it (on a
+    transformers without ``mm_encoder_outputs`` every chunk re-encodes its frames: slower, same result)."""
     runs = chunk.runs()
     if not runs:
         raise ValueError("a training sequence has no labelled tokens")
@@ -90,7 +100,8 @@ def forward_chunk(model: nn.Module, chunk: Chunk, image_cache: dict | None = Non
     if "mm_token_type_ids" not in inputs and "pixel_values" in inputs:
         raise ValueError("inputs with images need mm_token_type_ids (without it Qwen2.5-VL silently "
                          "falls back to 1-D positions)")
-    if image_cache is not None and chunk.image_keys and "pixel_values" in inputs:
+    if (image_cache is not None and chunk.image_keys and "pixel_values" in inputs
+            and takes_encoder_outputs(type(backbone))):
         mm = _cached_image_features(backbone, inputs, chunk.image_keys, image_cache)
         inputs = {k: v for k, v in inputs.items() if k != "pixel_values"}
         out = backbone(**inputs, mm_encoder_outputs=mm, use_cache=False)
