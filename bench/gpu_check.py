@@ -50,7 +50,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from bench_inference import run_episode, stream  # noqa: E402  (30-step episodes of smooth random frames)
 from bench_training import write_episode  # noqa: E402  (a one-episode navtune dataset)
 
-SECTIONS = ("inference", "batched", "sft", "awr")
+SECTIONS = ("inference", "agreement", "batched", "sft", "awr")
 KV_GOAL_MS = 20.0
 JSON_NAME, MD_NAME = "gpu_check.json", "gpu_check.md"
 
@@ -189,38 +189,66 @@ def compare(acts: list[str], logits: list[torch.Tensor], ref_acts: list[str], re
             "logit_scale": scale}
 
 
-def inference(check: Check, model: Any, processor: Any) -> dict:
+PATHS = {"full": ("r2r-lowlevel", "full"), "cached": ("r2r-lowlevel", "cached"), "kv": ("chat", "kv"),
+         "chat_full": ("chat", "full")}  # chat_full: the full recompute the KV path must agree with
+
+
+def run_paths(check: Check, model: Any, processor: Any, warm_up: bool) -> tuple[dict, dict]:
+    """One episode per inference path: ({path: timings and actions}, {path: (actions, logits)})."""
     from navtune.agents.vlm import VLMPolicy
 
     s = check.s
     obs = stream(s.steps, seed=0, size=s.frame)
-    paths = {"full": ("r2r-lowlevel", "full"), "cached": ("r2r-lowlevel", "cached"), "kv": ("chat", "kv"),
-             "chat_full": ("chat", "full")}
-
-    def policy(fmt: str, mode: str) -> VLMPolicy:
-        return VLMPolicy(model, processor, format=fmt, mode=mode, system_prompt="You are a navigation agent.",
-                         image_size=s.frame, keep_logits=True)
-
-    res: dict[str, Any] = {"attention": model.config._attn_implementation, "paths": {}}
-    runs = {}
+    paths, runs = {}, {}
     with torch.inference_mode():
-        for name, (fmt, mode) in paths.items():
-            pol = policy(fmt, mode)
-            run_episode(pol, obs[: min(3, s.steps)], check.device)  # warm-up (kernels, allocator)
+        for name, (fmt, mode) in PATHS.items():
+            pol = VLMPolicy(model, processor, format=fmt, mode=mode, system_prompt="You are a navigation agent.",
+                            image_size=s.frame, keep_logits=True)
+            if warm_up:
+                run_episode(pol, obs[: min(3, s.steps)], check.device)  # kernels, allocator
             acts, logits, times, _ = run_episode(pol, obs, check.device)
             runs[name] = (acts, logits)
-            res["paths"][name] = {"format": fmt, "mode": mode, "step_ms": 1e3 * times[-1],
-                                  "mean_step_ms": 1e3 * sum(times) / len(times), "episode_s": sum(times),
-                                  "actions": acts}
+            paths[name] = {"format": fmt, "mode": mode, "step_ms": 1e3 * times[-1],
+                           "mean_step_ms": 1e3 * sum(times) / len(times), "episode_s": sum(times), "actions": acts}
             check.log(f"  {name:9s} ({fmt}, {mode}): step {s.steps} {1e3 * times[-1]:8.1f} ms, "
                       f"episode {sum(times):6.2f} s")
-    res["cached_vs_full"] = compare(*runs["cached"], *runs["full"])
-    res["kv_vs_chat_full"] = compare(*runs["kv"], *runs["chat_full"])
-    kv_ms = res["paths"]["kv"]["step_ms"]
+            if name == "kv":  # where a KV step's time goes: encoding its one frame is part of it
+                reps = []
+                for _ in range(3):
+                    check.sync()
+                    t0 = time.perf_counter()
+                    pol.runner.encode_images([obs[-1].rgb], s.frame)
+                    check.sync()
+                    reps.append(time.perf_counter() - t0)
+                paths[name]["vision_one_frame_ms"] = 1e3 * min(reps)
+    return paths, runs
+
+
+def inference(check: Check, model: Any, processor: Any) -> dict:
+    paths, runs = run_paths(check, model, processor, warm_up=True)
+    res: dict[str, Any] = {"attention": model.config._attn_implementation, "paths": paths,
+                           "cached_vs_full": compare(*runs["cached"], *runs["full"]),
+                           "kv_vs_chat_full": compare(*runs["kv"], *runs["chat_full"])}
+    kv_ms = paths["kv"]["step_ms"]
     res["kv_goal_ms"], res["kv_goal_met"] = KV_GOAL_MS, kv_ms <= KV_GOAL_MS
-    res["speedup_kv_vs_full"] = res["paths"]["full"]["step_ms"] / kv_ms
-    res["speedup_cached_vs_full"] = res["paths"]["full"]["step_ms"] / res["paths"]["cached"]["step_ms"]
+    res["speedup_kv_vs_full"] = paths["full"]["step_ms"] / kv_ms
+    res["speedup_cached_vs_full"] = paths["full"]["step_ms"] / paths["cached"]["step_ms"]
     return res
+
+
+def agreement_float32(check: Check, model: Any, processor: Any) -> dict:
+    """The same paths with the same weights upcast to float32 (exact; cast back after): in bf16, random
+    weights' near-tied action scores flip on rounding, here the paths must agree far more closely."""
+    dtype = next(model.parameters()).dtype
+    model.float()
+    try:
+        paths, runs = run_paths(check, model, processor, warm_up=False)
+    finally:
+        model.to(dtype)
+    return {"attention": model.config._attn_implementation, "dtype": "float32",
+            "actions": {k: v["actions"] for k, v in paths.items()},
+            "cached_vs_full": compare(*runs["cached"], *runs["full"]),
+            "kv_vs_chat_full": compare(*runs["kv"], *runs["chat_full"])}
 
 
 def batched(check: Check, model: Any, processor: Any) -> dict:
@@ -340,20 +368,34 @@ def markdown(data: dict) -> str:
              f"{s['dtype']}) · total {_f(data.get('total_seconds'))} s", ""]
     inf = {k: v for k, v in secs.items() if k.startswith("inference")}
     if inf:
-        lines += [f"## Inference: latency at step {s['steps']} ({s['frame'][0]}x{s['frame'][1]} frames)", "",
-                  "| attention | seed loop (full) ms | cached features ms | chat + KV ms | KV <= 20 ms | "
-                  "same actions cached/full | same actions KV/chat full | max abs dlogit cached, KV |",
-                  "|---|---|---|---|---|---|---|---|"]
+        lines += [f"## Inference: latency at step {s['steps']} ({s['frame'][0]}x{s['frame'][1]} frames, {s['dtype']})", "",
+                  "| attention | seed loop (full) ms | cached features ms | chat + KV ms | of which vision, one frame ms "
+                  f"| KV <= {KV_GOAL_MS:.0f} ms |", "|---|---|---|---|---|---|"]
         for name, r in inf.items():
             if r["status"] != "ok":
-                lines.append(f"| {name} | {r['status']}: {r.get('error', '')[:120]} | | | | | | |")
+                lines.append(f"| {name} | {r['status']}: {r.get('error', '')[:120]} | | | | |")
                 continue
             p = r["paths"]
             lines.append(f"| {r['attention']} | {_f(p['full']['step_ms'])} | {_f(p['cached']['step_ms'])} | "
-                         f"{_f(p['kv']['step_ms'])} | {'yes' if r['kv_goal_met'] else 'NO'} | "
-                         f"{r['cached_vs_full']['same_actions']} | {r['kv_vs_chat_full']['same_actions']} | "
-                         f"{_f(r['cached_vs_full']['max_abs_dlogit'], '{:.2g}')}, "
-                         f"{_f(r['kv_vs_chat_full']['max_abs_dlogit'], '{:.2g}')} |")
+                         f"{_f(p['kv']['step_ms'])} | {_f(p['kv'].get('vision_one_frame_ms'))} | "
+                         f"{'yes' if r['kv_goal_met'] else 'NO'} |")
+        lines.append("")
+    agree = {k: v for k, v in secs.items() if k.startswith(("inference", "agreement"))}
+    if agree:
+        lines += [f"## Same actions on every path ({s['steps']} steps; logits compared up to the first differing "
+                  "action, relative to the largest logit)", "",
+                  "| run | cached = full | first differing step | max dlogit / scale | KV = chat full | "
+                  "first differing step | max dlogit / scale |", "|---|---|---|---|---|---|---|"]
+        for name, r in agree.items():
+            if r["status"] != "ok":
+                continue
+            cells = []
+            for key in ("cached_vs_full", "kv_vs_chat_full"):
+                c = r[key]
+                rel = c["max_abs_dlogit"] / c["logit_scale"] if c["logit_scale"] else float("nan")
+                cells += [str(c["same_actions"]), _f(c["first_differing_step"], "{}"),
+                          f"{_f(c['max_abs_dlogit'], '{:.2g}')} / {_f(c['logit_scale'], '{:.3g}')} ({_f(rel, '{:.1e}')})"]
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
         lines.append("")
     bat = {k: v for k, v in secs.items() if k.startswith("batched")}
     if bat:
@@ -434,16 +476,18 @@ def main(argv: list[str] | None = None) -> int:
 
     attns = attentions(args.device)
     for attn in attns:
-        if "inference" in wanted or "batched" in wanted:
+        if {"inference", "agreement", "batched"} & set(wanted):
             try:
                 set_attention(model, attn)
             except Exception as e:  # noqa: BLE001
-                for sec in ("inference", "batched"):
+                for sec in ("inference", "agreement", "batched"):
                     if sec in wanted:
                         check.data["sections"][f"{sec}[{attn}]"] = {"status": "error", "error": f"{type(e).__name__}: {e}"}
                 continue
         if "inference" in wanted:
             check.section(f"inference[{attn}]", lambda: inference(check, model, processor))
+        if "agreement" in wanted and attn == attns[0] and settings.dtype != "float32":
+            check.section(f"agreement[{attn},float32]", lambda: agreement_float32(check, model, processor))
         if "batched" in wanted:
             check.section(f"batched[{attn}]", lambda: batched(check, model, processor))
     if "inference" in wanted and len(attns) > 1:  # the same actions whatever the attention kernel

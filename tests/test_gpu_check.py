@@ -20,14 +20,17 @@ def test_gpu_check_smoke_on_cpu_writes_json_and_table(tmp_path):
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     data = json.loads((out / "gpu_check.json").read_text())
     secs = data["sections"]
-    assert set(secs) == {"inference[sdpa]", "batched[sdpa]", "sft[checkpointing=off]", "sft[checkpointing=on]",
-                         "awr[lora]"}
+    assert set(secs) == {"inference[sdpa]", "agreement[sdpa,float32]", "batched[sdpa]", "sft[checkpointing=off]",
+                         "sft[checkpointing=on]", "awr[lora]"}
     assert all(s["status"] == "ok" for s in secs.values()), {k: s.get("error") for k, s in secs.items()}
     inf = secs["inference[sdpa]"]
     assert set(inf["paths"]) == {"full", "cached", "kv", "chat_full"}
     for p in inf["paths"].values():
         assert p["step_ms"] > 0 and len(p["actions"]) == data["settings"]["steps"] == 2
     assert isinstance(inf["cached_vs_full"]["same_actions"], bool) and "max_abs_dlogit" in inf["kv_vs_chat_full"]
+    assert inf["paths"]["kv"]["vision_one_frame_ms"] > 0
+    agree = secs["agreement[sdpa,float32]"]  # the same paths with the weights upcast to float32
+    assert agree["dtype"] == "float32" and set(agree["actions"]) == set(inf["paths"])
     assert secs["batched[sdpa]"]["episodes"] == 2 and isinstance(secs["batched[sdpa]"]["same_actions"], bool)
     sft, awr = secs["sft[checkpointing=off]"], secs["awr[lora]"]
     assert sft["trainable_params"] == data["model"]["language_model"]  # vision frozen, the LLM trains
@@ -36,5 +39,6 @@ def test_gpu_check_smoke_on_cpu_writes_json_and_table(tmp_path):
     assert sft["chunks"] == sft["actions"] == 2 and sft["loss"] > 0
     assert sft["peak_memory_gib"] is None  # CPU: no CUDA allocator to ask
     table = (out / "gpu_check.md").read_text()
-    assert "## Inference" in table and "## Batched vs sequential" in table and "## Training" in table
+    for heading in ("## Inference", "## Same actions on every path", "## Batched vs sequential", "## Training"):
+        assert heading in table
     assert "| awr[lora] |" in table and "Not measured" not in table
