@@ -107,7 +107,8 @@ class Check:
         """Run one measurement; its result (or its error) goes into the JSON, which is rewritten at once."""
         elapsed = time.perf_counter() - self.t0
         if elapsed > self.s.max_seconds:
-            self.data["sections"][name] = {"status": "skipped", "error": f"time budget ({self.s.max_seconds:.0f} s) spent"}
+            self.data["sections"][name] = {"status": "skipped",
+                                           "error": f"time budget ({self.s.max_seconds:.0f} s) spent"}
             self.log(f"{name}: skipped (time budget spent)")
             self.write()
             return
@@ -337,8 +338,8 @@ def train_step(check: Check, model: Any, cfg: Any, episode: Any, tokenizer: Any)
         model.eval()
         del opt, sched, optim
     tokens = sum(int(c.inputs["input_ids"].shape[1]) for c in batch.chunks)
-    res = {"step_s": dt, "peak_memory_gib": peak, "loss": stats["loss"], "lr": cfg.lr, "trainable_params": sum(p.numel() for p in trainable),
-           "total_params": sum(p.numel() for p in module.parameters()), "chunks": len(batch.chunks), "tokens": tokens,
+    res = {"step_s": dt, "peak_memory_gib": peak, "loss": stats["loss"], "lr": cfg.lr,
+           "trainable_params": sum(p.numel() for p in trainable), "total_params": sum(p.numel() for p in module.parameters()), "chunks": len(batch.chunks), "tokens": tokens,
            "actions": batch.num_actions, "activation_checkpointing": cfg.gradient_checkpointing,
            "attention": model.config._attn_implementation, "weights_dtype": str(next(model.parameters()).dtype),
            # transformers versions without mm_encoder_outputs re-encode every chunk's frames (slower)
@@ -368,7 +369,8 @@ def markdown(data: dict) -> str:
              f"{s['dtype']}) · total {_f(data.get('total_seconds'))} s", ""]
     inf = {k: v for k, v in secs.items() if k.startswith("inference")}
     if inf:
-        lines += [f"## Inference: latency at step {s['steps']} ({s['frame'][0]}x{s['frame'][1]} frames, {s['dtype']})", "",
+        frame = f"{s['frame'][0]}x{s['frame'][1]}"
+        lines += [f"## Inference: latency at step {s['steps']} ({frame} frames, {s['dtype']})", "",
                   "| attention | seed loop (full) ms | cached features ms | chat + KV ms | of which vision, one frame ms "
                   f"| KV <= {KV_GOAL_MS:.0f} ms |", "|---|---|---|---|---|---|"]
         for name, r in inf.items():
@@ -394,7 +396,8 @@ def markdown(data: dict) -> str:
                 c = r[key]
                 rel = c["max_abs_dlogit"] / c["logit_scale"] if c["logit_scale"] else float("nan")
                 cells += [str(c["same_actions"]), _f(c["first_differing_step"], "{}"),
-                          f"{_f(c['max_abs_dlogit'], '{:.2g}')} / {_f(c['logit_scale'], '{:.3g}')} ({_f(rel, '{:.1e}')})"]
+                          f"{_f(c['max_abs_dlogit'], '{:.2g}')} / {_f(c['logit_scale'], '{:.3g}')} "
+                          f"({_f(rel, '{:.1e}')})"]
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
         lines.append("")
     bat = {k: v for k, v in secs.items() if k.startswith("batched")}
@@ -418,7 +421,8 @@ def markdown(data: dict) -> str:
             if r["status"] != "ok":
                 lines.append(f"| {name} | {r['status']}: {r.get('error', '')[:120]} | | | | | |")
                 continue
-            lines.append(f"| {name} | {r['trainable_params']:,} | {r['total_params']:,} | {_f(r['step_s'], '{:.2f}')} | "
+            lines.append(f"| {name} | {r['trainable_params']:,} | {r['total_params']:,} | "
+                         f"{_f(r['step_s'], '{:.2f}')} | "
                          f"{_f(r['peak_memory_gib'], '{:.1f}')} | {r['tokens']} ({r['chunks']}) | {r['loss']:.4f} |")
         lines.append("")
     errors = {k: v for k, v in secs.items() if v["status"] != "ok"}
@@ -482,7 +486,8 @@ def main(argv: list[str] | None = None) -> int:
             except Exception as e:  # noqa: BLE001
                 for sec in ("inference", "agreement", "batched"):
                     if sec in wanted:
-                        check.data["sections"][f"{sec}[{attn}]"] = {"status": "error", "error": f"{type(e).__name__}: {e}"}
+                        check.data["sections"][f"{sec}[{attn}]"] = {"status": "error",
+                                                                    "error": f"{type(e).__name__}: {e}"}
                 continue
         if "inference" in wanted:
             check.section(f"inference[{attn}]", lambda: inference(check, model, processor))
@@ -494,7 +499,8 @@ def main(argv: list[str] | None = None) -> int:
         runs = [check.data["sections"].get(f"inference[{a}]", {}) for a in attns]
         if all(r.get("status") == "ok" for r in runs):
             check.data["sections"][f"inference[{attns[0]}]"]["same_actions_as"] = {
-                attns[i]: {p: runs[0]["paths"][p]["actions"] == runs[i]["paths"][p]["actions"] for p in runs[0]["paths"]}
+                attns[i]: {p: runs[0]["paths"][p]["actions"] == runs[i]["paths"][p]["actions"]
+                           for p in runs[0]["paths"]}
                 for i in range(1, len(attns))}
 
     if "sft" in wanted or "awr" in wanted:

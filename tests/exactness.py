@@ -41,4 +41,4 @@ def rel_diff(a, b) -> float:
 def assert_close(a, b, rel: float = REL, what: str = "") -> None:
     """a equals b up to float64 rounding: max |a - b| <= rel * max(|a|, |b|)."""
     d = rel_diff(a, b)
-    assert d <= rel, f"{what}: relative difference {d:.3e} > {rel:.1e}" if what else f"relative difference {d:.3e} > {rel:.1e}"
+    assert d <= rel, f"{what + ': ' if what else ''}relative difference {d:.3e} > {rel:.1e}"
