@@ -346,18 +346,25 @@ def run_demo(out: str | os.PathLike, quick: bool = False, cfg: DemoConfig | None
     else:
         atomic_write_json(cfg_file, cfg.to_dict())
     console = Console(stderr=True, quiet=not show)
-    # not a terminal (a log file, CI, nohup): plain lines per stage instead of a live display nobody sees
-    plain = show and not console.is_terminal
+    # the live display needs a terminal (on stderr); a log file, CI or nohup gets one plain line per stage
+    # start and end instead: on stdout when it is redirected (`navtune demo > log`), else on stderr
+    live = show and console.is_terminal
+    plain_stream = None
+    if show and not sys.stdout.isatty():
+        plain_stream = sys.stdout
+    elif show and not live:
+        plain_stream = sys.stderr
+    plain = plain_stream is not None
 
     def say(line: str) -> None:
-        print(f"navtune demo {line}", file=sys.stderr, flush=True)
+        print(f"navtune demo {line}", file=plain_stream, flush=True)
 
     t_start = time.perf_counter()
     timings: dict[str, float] = {}
     results: dict[str, Any] = {}
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=console, transient=False, disable=not show or plain) as progress:
-        demo = Demo(out, cfg, None if plain else progress)
+                  TimeElapsedColumn(), console=console, transient=False, disable=not live) as progress:
+        demo = Demo(out, cfg, progress if live else None)
         overall = progress.add_task("[bold]navtune demo", total=len(STAGES))
         for k, stage in enumerate(STAGES, 1):
             title = f"[{k}/{len(STAGES)}] {STAGE_TITLES[stage]}"
@@ -365,7 +372,7 @@ def run_demo(out: str | os.PathLike, quick: bool = False, cfg: DemoConfig | None
                 results[stage] = json.loads(demo.marker(stage).read_text())
                 if plain:
                     say(f"{title}: done before, skipped")
-                else:
+                if live:
                     progress.console.print(f"[dim]{title}: done before, skipped[/dim]")
                 progress.advance(overall)
                 continue
