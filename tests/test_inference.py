@@ -1,11 +1,13 @@
 """VLM inference paths agree: KV-cache chat == full recompute, cached image features == plain path,
-batched == one at a time, multi-token scoring == the continuation's log-prob."""
+batched == one at a time, multi-token scoring == the continuation's log-prob. The model runs in float64,
+so equal paths agree to float64 rounding on any CPU (tests/exactness.py)."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
 
+from exactness import assert_close
 from navtune.envs.protocol import Observation, Pose
 
 GRAPH = ("Left", "Right", "Move", "Stop")
@@ -19,7 +21,7 @@ def tiny(tiny_model_dir):
     # the tiny model's ops are microseconds: one thread avoids thread-pool thrash on a loaded 2-core CI box
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    lm = load_model(tiny_model_dir)
+    lm = load_model(tiny_model_dir, dtype="float64")  # equal paths compared in float64 (tests/exactness.py)
     yield lm.model, lm.processor
     torch.set_num_threads(threads)
 
@@ -59,23 +61,26 @@ def run(pol, stream, slot=0):
 
 
 @pytest.mark.slow
+@pytest.mark.exact
 def test_chat_kv_cache_equals_full_recompute_30_steps(tiny):
     stream = obs_stream(30, seed=3)
     kv_acts, kv_logits = run(policy(tiny, format="chat", mode="kv"), stream)
     full_acts, full_logits = run(policy(tiny, format="chat", mode="full"), stream)
     assert kv_acts == full_acts
-    diff = max(float((a - b).abs().max()) for a, b in zip(kv_logits, full_logits))
-    assert diff <= 1e-4, diff
+    assert kv_logits[0].dtype == torch.float64
+    for t, (a, b) in enumerate(zip(kv_logits, full_logits)):
+        assert_close(a, b, what=f"step {t}")
     assert len(set(kv_acts)) > 1  # the test model's choices depend on the input
 
 
+@pytest.mark.exact
 def test_r2r_cached_features_equal_plain_path(tiny):
     stream = obs_stream(10, seed=5)
     c_acts, c_logits = run(policy(tiny, format="r2r-lowlevel", mode="cached"), stream)
     f_acts, f_logits = run(policy(tiny, format="r2r-lowlevel", mode="full"), stream)
     assert c_acts == f_acts
-    diff = max(float((a - b).abs().max()) for a, b in zip(c_logits, f_logits))
-    assert diff <= 1e-5, diff
+    for t, (a, b) in enumerate(zip(c_logits, f_logits)):
+        assert_close(a, b, what=f"step {t}")
 
 
 def test_seed_tokens_equal_the_seed_collate(tiny):
@@ -97,6 +102,7 @@ def test_seed_tokens_equal_the_seed_collate(tiny):
     assert ids == expected
 
 
+@pytest.mark.exact
 @pytest.mark.parametrize("fmt,mode", [("chat", "kv"), ("r2r-lowlevel", "cached")])
 def test_batched_equals_sequential(tiny, fmt, mode):
     """4 slots of different lengths in one act() call (slot 2 restarts mid-way) == each run alone."""
@@ -127,7 +133,7 @@ def test_batched_equals_sequential(tiny, fmt, mode):
             t2 = 0
     for s in range(4):
         assert got[s][0] == seq[s][0], s
-        assert max(float((a - b).abs().max()) for a, b in zip(got[s][1], seq[s][1])) <= 1e-4
+        assert_close(got[s][1], seq[s][1], what=f"slot {s}")
     assert got2[0] == seq2[0][: len(got2[0])] and len(got2[0]) == 4
 
 
@@ -138,6 +144,7 @@ def test_list_observations_give_list_actions(tiny):
     assert isinstance(out, list) and len(out) == 2 and pol.last_outputs[1].scores
 
 
+@pytest.mark.exact
 def test_objectnav_json_scores_whole_continuation(tiny):
     """Multi-token actions (move_forward = 2 tokens) score log p(all tokens | prompt + JSON head)."""
     from navtune.agents.prompts import get_format
@@ -164,10 +171,10 @@ def test_objectnav_json_scores_whole_continuation(tiny):
         pre = runner.preprocess([o.rgb])
         with torch.no_grad():
             logits = model(input_ids=t, pixel_values=pre["pixel_values"], image_grid_thw=pre["image_grid_thw"],
-                           mm_token_type_ids=(t == runner.image_token_id).int()).logits[0].float()
+                           mm_token_type_ids=(t == runner.image_token_id).int()).logits[0]
         lp = torch.log_softmax(logits, -1)
         expected = sum(float(lp[len(prompt_ids) - 1 + j, cand[j]]) for j in range(len(cand)))
-        assert abs(scores[a] - expected) < 1e-3, (a, scores[a], expected)
+        assert_close(scores[a], expected, what=a)
     assert pol.last_outputs[0].action == max(scores, key=scores.get)
 
 
@@ -199,6 +206,7 @@ def test_generate_mode_counts_invalid_and_falls_back(tiny):
     assert pol.parse_stats.invalid == sum(not o.valid for o in outs)
 
 
+@pytest.mark.exact
 def test_generate_loop_continues_the_cache_exactly(tiny):
     """The greedy decode loop over the KV cache yields the same tokens as argmax over full recomputes."""
     from navtune.agents.prompts import StepInput, get_format
@@ -231,6 +239,7 @@ def test_generate_loop_continues_the_cache_exactly(tiny):
     assert toks == ref
 
 
+@pytest.mark.exact
 def test_set_executed_action_rewrites_history(tiny):
     pol = policy(tiny, format="chat", mode="kv")
     ref = policy(tiny, format="chat", mode="full")
@@ -243,7 +252,7 @@ def test_set_executed_action_rewrites_history(tiny):
         for p in (pol, ref):
             p.set_executed_action(0, "Stop")
     assert pol.slots[0].actions == ["Stop"] * 3
-    assert float((pol.last_logits[0] - ref.last_logits[0]).abs().max()) <= 1e-4
+    assert_close(pol.last_logits[0], ref.last_logits[0])
 
 
 def test_vlm_policy_errors(tiny):

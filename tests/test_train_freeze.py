@@ -42,3 +42,28 @@ def test_apply_lora_trains_only_adapters(model):
     assert trainable and all("lora_" in n for n in trainable)
     assert {n for n, _ in lora_parameters(peft_model)} == set(trainable)
     assert not any(".visual." in n for n in trainable)
+
+
+def test_activation_checkpointing_keeps_the_frozen_vision_tower_out_of_backward(model):
+    """transformers' checkpointing hooks the vision patch embedding to require grad: with a frozen tower
+    backward would run through it for every frame. navtune's switch removes those hooks (non-reentrant
+    checkpointing does not need them); the gradients stay exact (test_train_losses)."""
+    import torch
+
+    from navtune.agents.models.loading import set_activation_checkpointing
+
+    freeze_vision(model)
+    seen: list[bool] = []
+    hook = model.model.visual.register_forward_hook(lambda mod, args, out: seen.append(out.pooler_output.requires_grad))
+    pixels = torch.rand(16, 3 * 2 * 14 * 14)  # one 4x4-patch image
+    try:
+        for enabled in (True, False):
+            set_activation_checkpointing(model, enabled)
+            assert model.model.language_model.gradient_checkpointing == enabled
+            model.model.visual(pixels, grid_thw=torch.tensor([[1, 4, 4]]))
+    finally:
+        hook.remove()
+        set_activation_checkpointing(model, False)
+        for p in model.parameters():
+            p.requires_grad_(True)
+    assert seen == [False, False]

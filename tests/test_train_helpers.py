@@ -97,10 +97,10 @@ def tiny_dir(tmp_path_factory) -> str:
     return _TINY["dir"]
 
 
-def load_tiny(path: str):
+def load_tiny(path: str, dtype: str = "float32"):
     from navtune.agents.models.loading import load_model
 
-    lm = load_model(path)
+    lm = load_model(path, dtype=dtype)
     lm.model.train()
     return lm.model, lm.processor
 

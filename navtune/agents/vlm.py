@@ -58,9 +58,22 @@ class Chunk:
 
 @dataclass
 class StepOutput:
-    last_logits: torch.Tensor  # (V,) float32 logits at the last fed position
+    last_logits: torch.Tensor  # (V,) logits at the last fed position (float32, or float64 for a float64 model)
     kv: KV | None
     offset: int  # next rope position
+
+
+def at_least_float32(t: torch.Tensor) -> torch.Tensor:
+    """Logits for scoring: bf16/fp16 upcast to float32, float32/float64 kept (float64 runs stay exact)."""
+    return t.to(torch.promote_types(t.dtype, torch.float32))
+
+
+def cache_argument(forward: Any) -> str:
+    """The name a decoder's forward takes its KV cache by: ``cache`` (transformers >= 5.2x, where the old
+    ``past_key_values`` warns) or ``past_key_values`` (earlier 5.x)."""
+    import inspect
+
+    return "cache" if "cache" in inspect.signature(forward).parameters else "past_key_values"
 
 
 def to_pil(image: Any, size: tuple[int, int] | None = None) -> Image.Image:
@@ -92,6 +105,7 @@ class VLMRunner:
         self.dtype = next(model.parameters()).dtype
         self._tok_cache: dict[str, list[int]] = {}
         self._pos_cache: dict[tuple, torch.Tensor] = {}
+        self._cache_arg = cache_argument(model.model.language_model.forward)
         self.eos_ids = {self.tokenizer.convert_tokens_to_ids("<|im_end|>"), self.tokenizer.convert_tokens_to_ids("<|endoftext|>")}
 
     # ---------------------------------------------------------------- text
@@ -229,17 +243,17 @@ class VLMRunner:
                 mask[i, P - pl : P + ln] = 1
         cache = self._make_cache(kv_in)
         out = self.model.model.language_model(inputs_embeds=inputs_embeds, position_ids=position_ids, attention_mask=mask,
-                                              past_key_values=cache, use_cache=True)
+                                              use_cache=True, **{self._cache_arg: cache})
         hidden = out.last_hidden_state
         last = hidden[torch.arange(B), torch.tensor(lens) - 1]
-        logits = self.model.lm_head(last).float()
+        logits = at_least_float32(self.model.lm_head(last))
         results = []
         for i in range(B):
             kv_i = [(layer.keys[i : i + 1, :, P - plens[i] : P + lens[i]], layer.values[i : i + 1, :, P - plens[i] : P + lens[i]])
                     for layer in cache.layers]
             results.append(StepOutput(logits[i], kv_i, next_offsets[i]))
         if all_logits:
-            return results, [self.model.lm_head(hidden[i, : lens[i]]).float() for i in range(B)]
+            return results, [at_least_float32(self.model.lm_head(hidden[i, : lens[i]])) for i in range(B)]
         return results
 
     @torch.no_grad()
@@ -258,9 +272,10 @@ class VLMRunner:
         out = self.model(input_ids=t, mm_token_type_ids=(t == self.image_token_id).int(), use_cache=True,
                          logits_to_keep=1, **kwargs)
         self.model.model.rope_deltas = None
-        kv = [(layer.keys, layer.values) for layer in out.past_key_values.layers]
+        cache = out["cache"] if "cache" in out else out.past_key_values  # the output field was renamed too
+        kv = [(layer.keys, layer.values) for layer in cache.layers]
         offset = int(self.positions(ids, grids, 0).max()) + 1
-        return StepOutput(out.logits[0, -1].float(), kv, offset)
+        return StepOutput(at_least_float32(out.logits[0, -1]), kv, offset)
 
 
 @dataclass

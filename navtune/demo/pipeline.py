@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -334,26 +335,46 @@ def run_demo(out: str | os.PathLike, quick: bool = False, cfg: DemoConfig | None
     else:
         atomic_write_json(cfg_file, cfg.to_dict())
     console = Console(stderr=True, quiet=not show)
+    # the live display needs a terminal (on stderr); a log file, CI or nohup gets one plain line per stage
+    # start and end instead: on stdout when it is redirected (`navtune demo > log`), else on stderr
+    live = show and console.is_terminal
+    plain_stream = None
+    if show and not sys.stdout.isatty():
+        plain_stream = sys.stdout
+    elif show and not live:
+        plain_stream = sys.stderr
+    plain = plain_stream is not None
+
+    def say(line: str) -> None:
+        print(f"navtune demo {line}", file=plain_stream, flush=True)
+
     t_start = time.perf_counter()
     timings: dict[str, float] = {}
     results: dict[str, Any] = {}
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=console, transient=False, disable=not show) as progress:
-        demo = Demo(out, cfg, progress)
+                  TimeElapsedColumn(), console=console, transient=False, disable=not live) as progress:
+        demo = Demo(out, cfg, progress if live else None)
         overall = progress.add_task("[bold]navtune demo", total=len(STAGES))
         for k, stage in enumerate(STAGES, 1):
             title = f"[{k}/{len(STAGES)}] {STAGE_TITLES[stage]}"
             if demo.done(stage):
                 results[stage] = json.loads(demo.marker(stage).read_text())
-                progress.console.print(f"[dim]{title}: done before, skipped[/dim]")
+                if plain:
+                    say(f"{title}: done before, skipped")
+                if live:
+                    progress.console.print(f"[dim]{title}: done before, skipped[/dim]")
                 progress.advance(overall)
                 continue
             task = progress.add_task(f"{title}", total=None)
+            if plain:
+                say(f"{title}: started")
             t0 = time.perf_counter()
             info = STAGE_FUNCS[stage](demo)
             timings[stage] = time.perf_counter() - t0
             demo.mark(stage, {**info, "seconds": round(timings[stage], 1)})
             results[stage] = info
+            if plain:
+                say(f"{title}: done in {timings[stage]:.1f} s")
             progress.update(task, total=1, completed=1, description=f"{title} [green]✓[/green] ({timings[stage]:.0f} s)")
             progress.advance(overall)
     total = time.perf_counter() - t_start

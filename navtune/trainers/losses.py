@@ -26,9 +26,14 @@ def label_runs(labels: torch.Tensor) -> list[torch.Tensor]:
     return list(torch.tensor_split(idx, breaks.tolist()))
 
 
+def at_least_float32(t: torch.Tensor) -> torch.Tensor:
+    """bf16/fp16 upcast to float32 for log-softmax and losses; float32 and float64 kept as they are."""
+    return t.to(torch.promote_types(t.dtype, torch.float32))
+
+
 def token_logprobs(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """log p(target) per row of `logits` (n, V), computed in float32."""
-    return torch.log_softmax(logits.float(), dim=-1).gather(-1, targets[:, None]).squeeze(-1)
+    """log p(target) per row of `logits` (n, V), computed in float32 (float64 for float64 logits)."""
+    return torch.log_softmax(at_least_float32(logits), dim=-1).gather(-1, targets[:, None]).squeeze(-1)
 
 
 def per_action(values: torch.Tensor, action_of_token: torch.Tensor, n_actions: int, reduction: str) -> torch.Tensor:
@@ -105,7 +110,7 @@ def l2_penalty(params: Sequence[torch.Tensor]) -> torch.Tensor:
     """Sum of squared entries (the ||LoRA||^2 of seed 2)."""
     if not params:
         return torch.zeros(())
-    return torch.stack([p.float().pow(2).sum() for p in params]).sum()
+    return torch.stack([at_least_float32(p).pow(2).sum() for p in params]).sum()
 
 
 def weighted_nll(action_logp: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
@@ -117,4 +122,4 @@ def weighted_nll(action_logp: torch.Tensor, weights: torch.Tensor | None = None)
 
 
 def value_loss(values: torch.Tensor, returns: torch.Tensor) -> torch.Tensor:
-    return F.mse_loss(values.float(), returns.float())
+    return F.mse_loss(at_least_float32(values), at_least_float32(returns))

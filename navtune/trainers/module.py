@@ -14,6 +14,8 @@ min(exp(G_a / beta), w_max) (RWR), and H_a the entropy over the allowed actions.
 from __future__ import annotations
 
 import contextlib
+import functools
+import inspect
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,6 +54,13 @@ class ChunkOutput:
     n_actions: int
 
 
+@functools.cache
+def takes_encoder_outputs(backbone_cls: type) -> bool:
+    """Whether this transformers version's multimodal forward takes precomputed ``mm_encoder_outputs``
+    (older 5.x releases swallow the unknown keyword and silently drop the images)."""
+    return "mm_encoder_outputs" in inspect.signature(backbone_cls.forward).parameters
+
+
 def _cached_image_features(backbone: nn.Module, inputs: dict, keys: tuple, cache: dict) -> dict:
     """`mm_encoder_outputs` for the chunk's images, encoding only frames not in `cache` (the vision tower is
     frozen and encodes each image on its own, so a frame's features are the same in every chunk)."""
@@ -77,7 +86,8 @@ def forward_chunk(model: nn.Module, chunk: Chunk, image_cache: dict | None = Non
     """Forward one sequence and compute logits only where labels are (not over the whole sequence).
 
     With `image_cache` (a dict kept for one episode; only valid while the vision tower is frozen), each
-    frame goes through the vision tower once per episode instead of once per chunk that shows it."""
+    frame goes through the vision tower once per episode instead of once per chunk that shows it (on a
+    transformers without ``mm_encoder_outputs`` every chunk re-encodes its frames: slower, same result)."""
     runs = chunk.runs()
     if not runs:
         raise ValueError("a training sequence has no labelled tokens")
@@ -90,7 +100,8 @@ def forward_chunk(model: nn.Module, chunk: Chunk, image_cache: dict | None = Non
     if "mm_token_type_ids" not in inputs and "pixel_values" in inputs:
         raise ValueError("inputs with images need mm_token_type_ids (without it Qwen2.5-VL silently "
                          "falls back to 1-D positions)")
-    if image_cache is not None and chunk.image_keys and "pixel_values" in inputs:
+    if (image_cache is not None and chunk.image_keys and "pixel_values" in inputs
+            and takes_encoder_outputs(type(backbone))):
         mm = _cached_image_features(backbone, inputs, chunk.image_keys, image_cache)
         inputs = {k: v for k, v in inputs.items() if k != "pixel_values"}
         out = backbone(**inputs, mm_encoder_outputs=mm, use_cache=False)
@@ -99,7 +110,7 @@ def forward_chunk(model: nn.Module, chunk: Chunk, image_cache: dict | None = Non
     hidden = out.last_hidden_state[0]
     h = hidden[pos - 1]
     logits = head(h)
-    logprobs = torch.log_softmax(logits.float(), dim=-1)
+    logprobs = torch.log_softmax(L.at_least_float32(logits), dim=-1)
     targets = chunk.labels[pos]
     token_logp = logprobs.gather(-1, targets[:, None]).squeeze(-1)
     first = torch.stack([r[0] for r in runs]) - 1
@@ -122,7 +133,9 @@ class NavTrainModule(pl.LightningModule):
         self.value_head: nn.Module | None = None
         if self.is_awr and cfg.method == "awr" and cfg.baseline == "value":
             hidden = _hidden_size(model)
-            self.value_head = nn.Linear(hidden, 1)
+            # float32, or float64 with a float64 model (exact comparisons); Lightning's precision may convert it
+            dtype = torch.promote_types(next(model.parameters()).dtype, torch.float32)
+            self.value_head = nn.Linear(hidden, 1, dtype=dtype)
             nn.init.zeros_(self.value_head.weight)  # starts as the dataset-level baseline, learns from there
             nn.init.constant_(self.value_head.bias, float(dataset_baseline))
         self.register_buffer("dataset_baseline", torch.tensor(float(dataset_baseline), dtype=torch.float64))
@@ -243,25 +256,25 @@ class NavTrainModule(pl.LightningModule):
         if torch.isnan(batch.rewards).any():
             raise ValueError(f"episode {batch.episode_id}: some steps have no reward (unknown distances); "
                              "offline RL needs rewards on every step")
-        return torch.as_tensor(discounted_returns(batch.rewards.cpu().tolist(), self.cfg.gamma), dtype=torch.float32)
+        return torch.as_tensor(discounted_returns(batch.rewards.cpu().tolist(), self.cfg.gamma), dtype=torch.float64)
 
     def _awr_terms(self, batch: EpisodeBatch, G: torch.Tensor, sl: slice, out: ChunkOutput, logp: torch.Tensor,
                    T: int):
         cfg: AWRConfig = self.cfg  # type: ignore[assignment]
-        G = G.to(logp.device)
+        G = G.to(logp.device, logp.dtype)
         extra: dict[str, torch.Tensor] = {}
-        loss = torch.zeros((), device=logp.device)
+        loss = torch.zeros((), device=logp.device, dtype=logp.dtype)
         if cfg.method == "rwr":
             w = L.rwr_weights(G, cfg.beta, cfg.max_weight)
         elif cfg.baseline == "value":
-            v = self.value_head(out.state_hidden.float()).squeeze(-1)
+            v = self.value_head(out.state_hidden.to(self.value_head.weight.dtype)).squeeze(-1).to(G.dtype)
             w = L.awr_weights(G, v, cfg.beta, cfg.max_weight)
             vl = ((v - G) ** 2).sum() / T
             loss = loss + cfg.value_coef * vl
             extra["value_loss"] = vl
             extra["advantage"] = (G - v.detach()).sum() / T
         else:
-            b = self.dataset_baseline.to(G.device, torch.float32)
+            b = self.dataset_baseline.to(G.device, G.dtype)
             w = L.awr_weights(G, b, cfg.beta, cfg.max_weight)
             extra["advantage"] = (G - b).sum() / T
         nll = -(w * logp).sum() / T

@@ -81,11 +81,12 @@ def resolve_precision(precision: str, accelerator: str = "auto") -> str:
 
 def load_trainable(cfg: TrainConfig):
     """(model ready to train, processor): loaded, vision frozen or LoRA applied, checkpointing set."""
-    from navtune.agents.models.loading import load_model
+    from navtune.agents.models.loading import load_model, set_activation_checkpointing
 
     check_model_dir(cfg.model)
-    precision = resolve_precision(cfg.precision, cfg.accelerator)
-    dtype = "bfloat16" if precision.startswith("bf16-true") else "float32"
+    precision = str(resolve_precision(cfg.precision, cfg.accelerator))
+    # "-true" precisions hold the weights in that dtype; mixed ones keep float32 weights
+    dtype = {"bf16-true": "bfloat16", "64-true": "float64", "64": "float64"}.get(precision, "float32")
     try:
         loaded = load_model(cfg.model, dtype=dtype, device="cpu",
                             attn_implementation="auto" if torch.cuda.is_available() else "sdpa")
@@ -98,7 +99,7 @@ def load_trainable(cfg: TrainConfig):
     elif cfg.freeze_vision:
         freeze_vision(model)
     if cfg.gradient_checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        set_activation_checkpointing(model, True)
     model.train()
     return model, loaded.processor
 
