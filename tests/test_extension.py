@@ -228,7 +228,7 @@ def test_a_new_backend_collects_trains_evaluates_and_reports(tiny_model_dir, tmp
     rows = read_jsonl(tmp_path / "vlm" / "episodes.jsonl")
     assert all(r["task"] == "gridnav" and len(r["actions"]) <= 5 for r in rows)  # the registered budget wrapper
     out = _cli(["report", tmp_path / "oracle", tmp_path / "vlm", "--out", tmp_path / "report"])
-    assert "| oracle | 100.0 |" in out
+    assert "| oracle | 100.0 [" in out  # SR with its Wilson interval
     assert "Grid navigation" in (tmp_path / "report" / "report.html").read_text()
 
 
