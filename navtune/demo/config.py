@@ -20,7 +20,9 @@ class DemoConfig:
     width: int = 56  # frames (the tiny model sees 2x2 = 4 image tokens per frame)
     height: int = 56
     model_size: str = "tiny"
+    init_std: float | None = None  # weight init std of the built model; None: the size's default (tiny: 0.3)
     sft_epochs: int = 6
+    freeze_embeddings: bool = False  # SFT leaves token embeddings + lm_head as built (2.2x faster steps, tiny)
     sft_lr: float = 5e-3
     awr_epochs: int = 1
     awr_lr: float = 2e-3

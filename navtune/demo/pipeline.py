@@ -163,7 +163,8 @@ class Demo:
     def model(self) -> dict:
         from navtune.agents.models.tiny import build_tiny_model
 
-        model, _ = build_tiny_model(self.base, size=self.cfg.model_size, seed=self.cfg.seed)
+        model, _ = build_tiny_model(self.base, size=self.cfg.model_size, seed=self.cfg.seed,
+                                    init_std=self.cfg.init_std)
         # a one-line system prompt: every step of every episode carries it, and a tiny model learns nothing from
         # the long default text
         (self.base / "system_prompt.txt").write_text(DEMO_SYSTEM_PROMPT + "\n", encoding="utf-8")
@@ -196,7 +197,8 @@ class Demo:
         n = len(EpisodeDataset(self.expert))
         cfg = TrainConfig(model=str(self.base), data=str(self.expert), format="chat", out=str(self.sft_dir),
                           image_size=(c.width, c.height), epochs=c.sft_epochs, lr=c.sft_lr, warmup_ratio=0.05,
-                          accumulate_episodes=c.accumulate, seed=c.seed, progress=False, loggers=("csv",))
+                          accumulate_episodes=c.accumulate, seed=c.seed, progress=False, loggers=("csv",),
+                          freeze_embeddings=c.freeze_embeddings)
         res = self._train(cfg, total=n * c.sft_epochs)
         return {"final": str(res.final), "metrics": res.metrics, "episodes": n}
 

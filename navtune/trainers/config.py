@@ -58,6 +58,7 @@ class TrainConfig:
     lora: bool = False
     lora_cfg: LoraConfig = field(default_factory=LoraConfig)
     freeze_vision: bool = True  # vision encoder + merger (seed 1)
+    freeze_embeddings: bool = False  # token embeddings + lm_head (most of a tiny model's weights and step time)
     cache_image_features: bool = True  # encode each frame once per episode (per-step formats; frozen vision only)
     gradient_checkpointing: bool = False
     # scale

@@ -25,7 +25,8 @@ import torch
 from navtune.core.hub import is_hub_id
 from navtune.core.io import atomic_write_json
 from navtune.trainers.config import AWRConfig, TrainConfig
-from navtune.trainers.freeze import TrainSetupError, apply_lora, freeze_vision, read_config_json, trainable_summary
+from navtune.trainers.freeze import (TrainSetupError, apply_lora, freeze_embeddings, freeze_vision, read_config_json,
+                                     trainable_summary)
 
 VL_MODEL_TYPES = ("qwen2_5_vl", "qwen2_vl")
 #: Which action space each prompt format speaks (chat speaks either).
@@ -95,8 +96,11 @@ def load_trainable(cfg: TrainConfig):
     model.config.use_cache = False
     if cfg.lora:
         model = apply_lora(model, cfg.lora_cfg)
-    elif cfg.freeze_vision:
-        freeze_vision(model)
+    else:
+        if cfg.freeze_vision:
+            freeze_vision(model)
+        if cfg.freeze_embeddings:
+            freeze_embeddings(model)
     if cfg.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     model.train()
