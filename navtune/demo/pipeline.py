@@ -198,7 +198,7 @@ class Demo:
         cfg = TrainConfig(model=str(self.base), data=str(self.expert), format="chat", out=str(self.sft_dir),
                           image_size=(c.width, c.height), epochs=c.sft_epochs, lr=c.sft_lr, warmup_ratio=0.05,
                           accumulate_episodes=c.accumulate, seed=c.seed, progress=False, loggers=("csv",),
-                          freeze_embeddings=c.freeze_embeddings)
+                          freeze_embeddings=c.freeze_embeddings, freeze_vision=c.freeze_vision)
         res = self._train(cfg, total=n * c.sft_epochs)
         return {"final": str(res.final), "metrics": res.metrics, "episodes": n}
 
