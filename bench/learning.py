@@ -105,6 +105,8 @@ ROWS: dict[str, Recipe] = {
     "h192": recipe(train_houses=192),  # 4x today's SFT compute on 4x the houses (6 epochs)
     "lr1e-3": recipe(sft_lr=1e-3),
     "lr1e-3-h144e2": recipe(sft_lr=1e-3, train_houses=144, sft_epochs=2),  # same compute, 3x the houses
+    "lr1e-3-dag1": recipe(sft_lr=1e-3, dagger_rounds=1),  # + 1 DAgger round (all 288 training episodes)
+    "lr1e-3-h288e2": recipe(sft_lr=1e-3, train_houses=288, sft_epochs=2),  # 2x today's compute, 6x the houses
     "e18-fe": recipe(sft_epochs=18, freeze_embeddings=True),
     "init02-fe": recipe(init_std=0.02, freeze_embeddings=True),
     "base-fe": recipe(freeze_embeddings=True),
