@@ -56,11 +56,8 @@ class Recipe:
 
     demo: DemoConfig = FULL
     sft: bool = True
-    dagger_rounds: int = 0  # learner roll-outs on training episodes, expert labels, aggregate, fine-tune
-    dagger_episodes: int = 0  # roll-outs per round (0: every training episode)
-    dagger_beta: float = 0.0  # probability of executing the expert's action in round 1 (beta**k in round k)
-    dagger_epochs: int = 2  # epochs over the aggregate (expert + all roll-outs so far) per round
-    dagger_lr: float = 0.0  # 0: the SFT learning rate
+    # DAgger rounds: the demo's dagger_rounds / dagger_beta / dagger_epochs / dagger_lr, plus
+    dagger_episodes: int = 0  # roll-outs per round (0: every training episode, as Demo.dagger does)
     dagger_scratch: bool = False  # retrain from the initial model on the aggregate instead of fine-tuning
     awr: str = "none"  # none | mined (the demo's round: expert + SFT failures, expert labels) | own (own roll-outs)
     awr_episodes: int = 0  # own roll-outs for awr=own (0: every training episode)
@@ -107,6 +104,9 @@ ROWS: dict[str, Recipe] = {
     "lr1e-3-h144e2": recipe(sft_lr=1e-3, train_houses=144, sft_epochs=2),  # same compute, 3x the houses
     "lr1e-3-dag1": recipe(sft_lr=1e-3, dagger_rounds=1),  # + 1 DAgger round (all 288 training episodes)
     "lr1e-3-h288e2": recipe(sft_lr=1e-3, train_houses=288, sft_epochs=2),  # 2x today's compute, 6x the houses
+    "lr1e-3-h288e1": recipe(sft_lr=1e-3, train_houses=288, sft_epochs=1),  # today's compute, 6x the houses
+    "lr1e-3-h144e2-dag1": recipe(sft_lr=1e-3, train_houses=144, sft_epochs=2, dagger_rounds=1, dagger_episodes=288,
+                                 dagger_epochs=1),  # + DAgger: 288 roll-outs, 1 epoch over expert + roll-outs
     "e18-fe": recipe(sft_epochs=18, freeze_embeddings=True),
     "init02-fe": recipe(init_std=0.02, freeze_embeddings=True),
     "base-fe": recipe(freeze_embeddings=True),
@@ -337,8 +337,8 @@ def dagger(st: Stages, r: Recipe, data: Path, model: Path, agent: Path, agent_ke
     expert = _expert_dir(st, c)
     datasets: list[str] = []
     key = agent_key
-    for k in range(1, r.dagger_rounds + 1):
-        beta = r.dagger_beta ** k if r.dagger_beta > 0 else 0.0
+    for k in range(1, c.dagger_rounds + 1):
+        beta = c.dagger_beta ** k if c.dagger_beta > 0 else 0.0
         spec = {"from": key, "round": k, "episodes": r.dagger_episodes, "beta": beta, "seed": c.seed}
 
         def roll(d: Path, agent=agent, beta=beta, k=k) -> dict:
@@ -354,14 +354,14 @@ def dagger(st: Stages, r: Recipe, data: Path, model: Path, agent: Path, agent_ke
         run.add(f"dagger{k}-rollouts", dr, info)
         datasets.append(str(dr / "data"))
         tspec = {"rollouts": dr.name, "datasets": [Path(x).parent.name for x in datasets],
-                 "epochs": r.dagger_epochs, "lr": r.dagger_lr or c.sft_lr, "scratch": r.dagger_scratch,
+                 "epochs": c.dagger_epochs, "lr": c.dagger_lr or c.sft_lr, "scratch": r.dagger_scratch,
                  "init": model.parent.name if r.dagger_scratch else key, **_nondefault(c, "freeze_embeddings", "freeze_vision")}
 
         def fit(d: Path, agent=agent, datasets=list(datasets)) -> dict:
             start = model if r.dagger_scratch else agent
             cfg = TrainConfig(model=str(start), data=",".join([str(expert)] + datasets), format="chat",
-                              out=str(d / "run"), image_size=(c.width, c.height), epochs=r.dagger_epochs,
-                              lr=r.dagger_lr or c.sft_lr, warmup_ratio=0.05, accumulate_episodes=c.accumulate,
+                              out=str(d / "run"), image_size=(c.width, c.height), epochs=c.dagger_epochs,
+                              lr=c.dagger_lr or c.sft_lr, warmup_ratio=0.05, accumulate_episodes=c.accumulate,
                               seed=c.seed + k, target="expert", progress=False, loggers=("csv",),
                               freeze_embeddings=c.freeze_embeddings, freeze_vision=c.freeze_vision)
             return _train(cfg)
@@ -506,7 +506,7 @@ def run_row(work: Path, name: str, r: Recipe, n: int, log=print) -> dict:
         elif r.sft:
             agent = sft(st, c, data, model, run)
             key = run.stages[-1][1].name
-        if r.dagger_rounds:
+        if c.dagger_rounds:
             agent = dagger(st, r, data, model, agent, key, run)
             key = run.stages[-1][1].name
         if r.awr != "none":
