@@ -355,7 +355,8 @@ def dagger(st: Stages, r: Recipe, data: Path, model: Path, agent: Path, agent_ke
         datasets.append(str(dr / "data"))
         tspec = {"rollouts": dr.name, "datasets": [Path(x).parent.name for x in datasets],
                  "epochs": c.dagger_epochs, "lr": c.dagger_lr or c.sft_lr, "scratch": r.dagger_scratch,
-                 "init": model.parent.name if r.dagger_scratch else key, **_nondefault(c, "freeze_embeddings", "freeze_vision")}
+                 "init": model.parent.name if r.dagger_scratch else key,
+                 **_nondefault(c, "freeze_embeddings", "freeze_vision")}
 
         def fit(d: Path, agent=agent, datasets=list(datasets)) -> dict:
             start = model if r.dagger_scratch else agent
