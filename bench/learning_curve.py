@@ -1,8 +1,8 @@
 """Learning curve in optimizer steps (how docs/training.md's GPU curves were measured).
 
 navtune's chat-format SFT (same loss, optimizer and schedule shape as NavTrainModule: AdamW wd 0.1 not on
-norms/biases, linear warm-up 5 % + decay, grad clip 1, 2 episodes per step, episode loss = mean NLL over its actions) run long on a GPU; every few epochs the teacher-forced action accuracy
-(argmax over the allowed actions' first token = the score policy's choice) on held-out expert episodes and on
+norms/biases, linear warm-up 5 % + decay, grad clip 1, 2 episodes per step, episode loss = mean NLL over its
+actions) run long on a GPU; every few epochs the teacher-forced action accuracy (argmax over the allowed actions' first token = the score policy's choice) on held-out expert episodes and on
 training episodes. One JSON line per evaluation appended to $OUT/curves.jsonl. Several runs side by side on one
 GPU (or CPU) are separate processes. Folder layout beside this script when run elsewhere: proc/ (a tiny model
 folder's processor files + system_prompt.txt), data/train56 and data/test56 (navtune expert datasets, e.g. the
