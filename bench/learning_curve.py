@@ -2,11 +2,11 @@
 
 navtune's chat-format SFT (same loss, optimizer and schedule shape as NavTrainModule: AdamW wd 0.1 not on
 norms/biases, linear warm-up 5 % + decay, grad clip 1, 2 episodes per step, episode loss = mean NLL over its
-actions) run long on a GPU; every few epochs the teacher-forced action accuracy (argmax over the allowed actions' first token = the score policy's choice) on held-out expert episodes and on
-training episodes. One JSON line per evaluation appended to $OUT/curves.jsonl. Several runs side by side on one
-GPU (or CPU) are separate processes. Folder layout beside this script when run elsewhere: proc/ (a tiny model
-folder's processor files + system_prompt.txt), data/train56 and data/test56 (navtune expert datasets, e.g. the
-bench's cache/expert-*/expert and the held-out houses' expert data); --root points elsewhere.
+actions) run long on a GPU; every few epochs the teacher-forced action accuracy (argmax over the allowed
+actions' first token = the score policy's choice) on held-out expert episodes and on training episodes. One
+JSON line per evaluation appended to $OUT/curves.jsonl; several runs side by side are separate processes.
+--root holds proc/ (a tiny model folder's processor files + system_prompt.txt) and data/train56, data/test56
+(navtune expert datasets: the bench's cache/expert-*/expert and the held-out houses' expert data).
 
     OUT=/tmp/curves python bench/learning_curve.py --root DIR --name lr1e-3 --lr 1e-3 --epochs 40
 """
