@@ -97,3 +97,29 @@ def test_house_sim_steps_free_mover_not_flagged_forward_collides(tmp_path):
     assert any(st["collision"] for st in ep["steps"])
     assert all(st["expert_action"] in ("move_forward", "turn_left", "turn_right", "stop") for st in ep["steps"])
     assert ds.load_rgb(ep, 0).shape == (72, 96, 3)
+
+
+def test_dagger_rollouts_keep_every_episode_and_mix_in_the_expert(graph_task, tmp_path):
+    """DAgger through the harness: every roll-out is kept (successes too), each step stores the executed
+    action and the expert's label; beta=1 executes the expert everywhere, beta=0 the learner alone, and a
+    mixture's draws are the same when collected again."""
+    from navtune.mining.dagger import ExpertMixture, dagger_rollouts
+
+    eps = load_episodes(graph_task)
+    fwd = lambda: build_policy(AgentSpec("forward"), "graph")  # noqa: E731
+    s = dagger_rollouts(fwd(), graph_task, eps, tmp_path / "b1", beta=1.0, num_envs=3)
+    ds = EpisodeDataset(tmp_path / "b1")
+    assert s.total_kept == len(ds) == len(eps)
+    assert all(st["action"] == st["expert_action"] for ep in ds for st in ep["steps"])
+    assert all(ep["success"] for ep in ds)  # the expert drove
+    dagger_rollouts(fwd(), graph_task, eps, tmp_path / "b0", beta=0.0, num_envs=3)
+    ds0 = EpisodeDataset(tmp_path / "b0")
+    assert len(ds0) == len(eps) and all(st["action"] in ("Move", "Right") for ep in ds0 for st in ep["steps"])
+    assert any(st["action"] != st["expert_action"] for ep in ds0 for st in ep["steps"])
+    runs = []
+    for name in ("m1", "m2"):
+        dagger_rollouts(fwd(), graph_task, eps, tmp_path / name, beta=0.5, seed=3, num_envs=2)
+        runs.append({ep["episode_id"]: [st["action"] for st in ep["steps"]] for ep in EpisodeDataset(tmp_path / name)})
+    assert runs[0] == runs[1]
+    with pytest.raises(ValueError, match="beta"):
+        ExpertMixture(fwd(), 1.5)

@@ -6,7 +6,7 @@ import re
 import pytest
 
 from navtune.trainers.config import LORA_TARGET_REGEX, LoraConfig
-from navtune.trainers.freeze import apply_lora, freeze_vision, lora_parameters, lora_target_names
+from navtune.trainers.freeze import apply_lora, freeze_embeddings, freeze_vision, lora_parameters, lora_target_names
 
 
 @pytest.fixture(scope="module")
@@ -32,6 +32,15 @@ def test_freeze_vision_freezes_tower_and_merger_only(model):
     assert any(n.startswith("merger.") for n in frozen) and any(n.startswith("blocks.") for n in frozen)
     for n, p in model.named_parameters():
         assert p.requires_grad == (".visual." not in f".{n}"), n
+    for p in model.parameters():
+        p.requires_grad_(True)
+
+
+def test_freeze_embeddings_freezes_token_embeddings_and_head_only(model):
+    frozen = freeze_embeddings(model)
+    assert frozen == ["weight", "weight"]
+    for n, p in model.named_parameters():
+        assert p.requires_grad == (n not in ("model.language_model.embed_tokens.weight", "lm_head.weight")), n
     for p in model.parameters():
         p.requires_grad_(True)
 

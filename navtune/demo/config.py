@@ -20,8 +20,15 @@ class DemoConfig:
     width: int = 56  # frames (the tiny model sees 2x2 = 4 image tokens per frame)
     height: int = 56
     model_size: str = "tiny"
+    init_std: float | None = None  # weight init std of the built model; None: the size's default (tiny: 0.3)
     sft_epochs: int = 6
+    freeze_embeddings: bool = False  # SFT leaves token embeddings + lm_head as built (2.2x faster steps, tiny)
+    freeze_vision: bool = True  # SFT leaves the vision tower + merger as built (seed 1's recipe)
     sft_lr: float = 5e-3
+    dagger_rounds: int = 0  # DAgger rounds after SFT (Demo.dagger): learner roll-outs, expert labels, aggregate
+    dagger_beta: float = 0.0  # probability of executing the expert's action in round k: beta**k
+    dagger_epochs: int = 2  # epochs over expert data + every round's roll-outs, per round
+    dagger_lr: float = 0.0  # 0: sft_lr
     awr_epochs: int = 1
     awr_lr: float = 2e-3
     awr_beta: float = 1.0

@@ -165,7 +165,8 @@ class Demo:
     def model(self) -> dict:
         from navtune.agents.models.tiny import build_tiny_model
 
-        model, _ = build_tiny_model(self.base, size=self.cfg.model_size, seed=self.cfg.seed)
+        model, _ = build_tiny_model(self.base, size=self.cfg.model_size, seed=self.cfg.seed,
+                                    init_std=self.cfg.init_std)
         # a one-line system prompt: every step of every episode carries it, and a tiny model learns nothing from
         # the long default text
         (self.base / "system_prompt.txt").write_text(DEMO_SYSTEM_PROMPT + "\n", encoding="utf-8")
@@ -198,7 +199,8 @@ class Demo:
         n = len(EpisodeDataset(self.expert))
         cfg = TrainConfig(model=str(self.base), data=str(self.expert), format="chat", out=str(self.sft_dir),
                           image_size=(c.width, c.height), epochs=c.sft_epochs, lr=c.sft_lr, warmup_ratio=0.05,
-                          accumulate_episodes=c.accumulate, seed=c.seed, progress=False, loggers=("csv",))
+                          accumulate_episodes=c.accumulate, seed=c.seed, progress=False, loggers=("csv",),
+                          freeze_embeddings=c.freeze_embeddings, freeze_vision=c.freeze_vision)
         res = self._train(cfg, total=n * c.sft_epochs)
         return {"final": str(res.final), "metrics": res.metrics, "episodes": n}
 
@@ -224,6 +226,42 @@ class Demo:
         s = mine_failures(policy, task, chosen, self.failures, num_envs=c.num_envs, keep_unsuccessful=True,
                           depth=False, progress=False, on_row=lambda row: advance(1))
         return {"episodes": len(chosen), "kept": s.total_kept, "modes": s.modes}
+
+    def dagger_dir(self, k: int) -> Path:
+        return self.out / "train" / f"dagger{k}"
+
+    def dagger(self) -> dict:
+        """DAgger rounds after SFT (`dagger_rounds`; 0: none): the current agent drives on every training
+        episode (the expert's action executed with probability beta**k), the expert labels each visited state,
+        and the agent is fine-tuned on the expert data + every round's roll-outs (labels: the expert's actions).
+        Roll-outs and training resume like the other stages. Returns the final agent's folder."""
+        from navtune.data.format import EpisodeDataset
+        from navtune.evaluation import load_episodes
+        from navtune.mining.dagger import dagger_rollouts
+        from navtune.trainers.config import TrainConfig
+
+        c = self.cfg
+        task = self.eval_task(TRAIN_SPLIT)
+        episodes = load_episodes(task)
+        agent = self.sft_dir / "final"
+        datasets, rounds = [str(self.expert)], []
+        for k in range(1, c.dagger_rounds + 1):
+            data = self.out / "data" / f"dagger{k}"
+            _, policy = self.policy(agent)
+            advance = self._sub(f"DAgger round {k} roll-outs", len(episodes))
+            s = dagger_rollouts(policy, task, episodes, data, beta=c.dagger_beta ** k if c.dagger_beta > 0 else 0.0,
+                                seed=c.seed, num_envs=c.num_envs, on_row=lambda row: advance(1))
+            datasets.append(str(data))
+            cfg = TrainConfig(model=str(agent), data=",".join(datasets), format="chat", out=str(self.dagger_dir(k)),
+                              image_size=(c.width, c.height), epochs=c.dagger_epochs, lr=c.dagger_lr or c.sft_lr,
+                              warmup_ratio=0.05, accumulate_episodes=c.accumulate, seed=c.seed + k, target="expert",
+                              progress=False, loggers=("csv",), freeze_embeddings=c.freeze_embeddings,
+                              freeze_vision=c.freeze_vision)
+            n = sum(len(EpisodeDataset(d)) for d in datasets)
+            res = self._train(cfg, total=n * c.dagger_epochs)
+            agent = Path(res.final)
+            rounds.append({"round": k, "rollouts": s.total_kept, "final": str(agent)})
+        return {"final": str(agent), "rounds": rounds}
 
     def awr(self) -> dict:
         from navtune.agents.models.loading import load_processor

@@ -44,9 +44,10 @@ class DatasetRecorder:
     """Harness recorder writing the policy's roll-outs with expert labels; keeps only failed episodes."""
 
     def __init__(self, writer: DatasetWriter, task: EvalTask, keep_unsuccessful: bool = False,
-                 rgb: bool = True, depth: bool = True):
+                 rgb: bool = True, depth: bool = True, keep_all: bool = False):
         self.writer, self.task = writer, task
         self.keep_unsuccessful = keep_unsuccessful
+        self.keep_all = keep_all  # DAgger: every roll-out is data, successes too
         self.rgb, self.depth = rgb, depth
         self.kept: list[str] = []
 
@@ -65,8 +66,8 @@ class DatasetRecorder:
         if handle is None:
             return
         failed = bool(row["failures"]["failed"]) or (self.keep_unsuccessful and not row["metrics"].get("sr"))
-        row["mined"] = failed
-        if not failed:
+        row["mined"] = failed or self.keep_all
+        if not row["mined"]:
             handle.builder.abort()
             return
         modes = [m for m in FAILURE_MODES if row["failures"][m]]
@@ -105,21 +106,23 @@ def mine_failures(
     reward: dict | None = None,
     progress: bool = True,
     on_row: Any = None,
+    keep_all: bool = False,
 ) -> MineSummary:
-    """Roll `policy` out on `episodes` and write its failures (with expert labels) to the dataset `out`."""
+    """Roll `policy` out on `episodes` and write its failures (with expert labels) to the dataset `out`
+    (`keep_all`: every roll-out, as DAgger aggregates)."""
     from navtune.core.io import read_jsonl
 
     out = Path(out)
     info = {"task": task.task, "action_space": task.action_space, "source": "dagger", "miner": True,
             "policy": policy.name, "eval_task": task.to_dict(),
-            "failure": failure.to_dict(), "keep_unsuccessful": keep_unsuccessful}
+            "failure": failure.to_dict(), "keep_unsuccessful": keep_unsuccessful, "keep_all": keep_all}
     if reward is not None:
         info["reward"] = reward
     writer = DatasetWriter(out, info)
     log = out / MINE_LOG
     done = {r["episode_id"] for r in read_jsonl(log)}
     summary = MineSummary(out=str(out), skipped=sum(e.episode_id in done for e in episodes))
-    recorder = DatasetRecorder(writer, task, keep_unsuccessful, depth=depth)
+    recorder = DatasetRecorder(writer, task, keep_unsuccessful, depth=depth, keep_all=keep_all)
     cfg = EvalConfig(num_envs=num_envs, processes=processes, epa=False, expert_labels=True, failure=failure,
                      progress=progress)
     rows = evaluate(policy, task, episodes, log, cfg, recorders=[recorder], on_row=on_row)

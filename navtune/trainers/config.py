@@ -80,6 +80,9 @@ class TrainConfig:
     lora_cfg: LoraConfig = option(default_factory=LoraConfig, nested=True)
     freeze_vision: bool = option(True, flag="--freeze-vision/--train-vision",
                                  help="freeze the vision encoder + merger (seed 1)")
+    freeze_embeddings: bool = option(False, flag="--freeze-embeddings/--train-embeddings",
+                                     help="leave token embeddings + lm_head as built (most of a tiny model's weights "
+                                     "and step time; needs a large init, e.g. the tiny size's)")
     cache_image_features: bool = option(True, flag="--cache-image-features/--no-cache-image-features",
                                         help="encode each frame once per episode (per-step formats; frozen vision)")
     gradient_checkpointing: bool = option(False, flag="--gradient-checkpointing/--no-gradient-checkpointing",

@@ -25,7 +25,8 @@ import torch
 from navtune.core.hub import is_hub_id
 from navtune.core.io import atomic_write_json
 from navtune.trainers.config import AWRConfig, TrainConfig
-from navtune.trainers.freeze import TrainSetupError, apply_lora, freeze_vision, read_config_json, trainable_summary
+from navtune.trainers.freeze import (TrainSetupError, apply_lora, freeze_embeddings, freeze_vision, read_config_json,
+                                     trainable_summary)
 
 VL_MODEL_TYPES = ("qwen2_5_vl", "qwen2_vl")
 
@@ -96,8 +97,11 @@ def load_trainable(cfg: TrainConfig):
     model.config.use_cache = False
     if cfg.lora:
         model = apply_lora(model, cfg.lora_cfg)
-    elif cfg.freeze_vision:
-        freeze_vision(model)
+    else:
+        if cfg.freeze_vision:
+            freeze_vision(model)
+        if cfg.freeze_embeddings:
+            freeze_embeddings(model)
     if cfg.gradient_checkpointing:
         set_activation_checkpointing(model, True)
     model.train()

@@ -31,6 +31,8 @@ class TinySize:
 SIZES: dict[str, TinySize] = {
     # head_dim 16 -> mrope 8
     "tiny": TinySize(64, 2, 4, 2, 128, 32, 2, 2, 64, (2, 3, 3)),
+    # between tiny and cpu-large: hidden 128, 4 layers, head_dim 32 -> mrope 16; vision hidden 64
+    "small": TinySize(128, 4, 4, 2, 256, 64, 2, 2, 128, (4, 6, 6)),
     # CPU-sized: hidden 512, 8 layers, head_dim 64 -> mrope 32. The vision tower keeps the 3B's balance
     # (encoding a frame costs ~0.8x the LLM's work on its 99 tokens, as in Qwen2.5-VL-3B), so the
     # cached-feature and KV-cache gains measured on CPU are representative.
@@ -53,7 +55,7 @@ def tokenizer_files_dir() -> Path:
 
 #: weight init std per size: the tiny test model uses a large one so its (random) choices depend on the
 #: input (with 0.02 every step picks the same action and tests could not tell paths apart)
-INIT_STD = {"tiny": 0.3, "cpu-large": 0.02, "3b": 0.02}
+INIT_STD = {"tiny": 0.3, "small": 0.02, "cpu-large": 0.02, "3b": 0.02}
 
 
 def tiny_config(size: str = "tiny", vocab_size: int | None = None, init_std: float | None = None):
