@@ -31,7 +31,8 @@ def register(app: typer.Typer) -> None:
         agent_cls, task_cls, cfg_cls = ev._configs()
         ev.import_plugin_modules(plugin)
         try:
-            spec, task = build_config(agent_cls, values), build_config(task_cls, values)
+            spec, task = build_config(agent_cls, values).resolved(), build_config(task_cls, values)
+            task = task.for_agent(spec.image_size if spec.kind == "vlm" else None)  # frames rendered as in training
             cfg = build_config(cfg_cls, values)
             policy = build_policy(spec, task.action_space)
             summary = mine_failures(policy, task, load_episodes(task), out, cfg.num_envs, cfg.processes, cfg.failure,

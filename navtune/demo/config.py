@@ -1,7 +1,7 @@
 """Sizes of the demo (`--quick` for CI, the default for a ~15-minute run on 2 CPU cores)."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 
 @dataclass(frozen=True)
@@ -11,7 +11,7 @@ class DemoConfig:
 
     train_houses: int = 48  # house seeds 0..N-1 give the training (and mining) episodes
     paths_per_house: int = 2  # VLN reference paths per house (3 instructions each)
-    test_houses: int = 12  # held-out house seeds 1000.. for evaluation
+    test_seeds: str = "1000-1059"  # held-out house seeds (A-B, inclusive) for evaluation: 60 x 2 x 3 = 360 episodes
     test_paths_per_house: int = 2
     min_hops: int = 2  # reference paths of 2..4 graph edges (expert ~10 actions), start >= 4 m from the goal
     max_hops: int = 4
@@ -38,10 +38,35 @@ class DemoConfig:
     eval_max_steps: int = 15  # step budget of an evaluation episode: 1.5x the expert's ~10 actions
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        seeds = parse_seeds(self.test_seeds)  # a bad range fails here, naming the option
+        if set(seeds) & set(range(self.train_houses)):
+            raise ValueError(f"--test-seeds {self.test_seeds}: held-out houses must not be training houses "
+                             f"(0-{self.train_houses - 1})")
+
+    @property
+    def test_seed_range(self) -> range:
+        return parse_seeds(self.test_seeds)
+
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def with_test_seeds(self, seeds: str | None) -> "DemoConfig":
+        return self if seeds is None else replace(self, test_seeds=seeds)
 
-QUICK = DemoConfig(train_houses=4, paths_per_house=1, test_houses=2, test_paths_per_house=1, mine_episodes=4,
-                   sft_epochs=1, awr_epochs=1, num_envs=6, eval_max_steps=12)
+
+def parse_seeds(text: str) -> range:
+    """'A-B' (inclusive) or 'A' -> range of house seeds."""
+    try:
+        a, _, b = str(text).partition("-")
+        lo, hi = int(a), int(b) if b else int(a)
+    except ValueError:
+        raise ValueError(f"--test-seeds {text!r}: expected A-B (house seeds, inclusive), e.g. 1000-1059") from None
+    if lo < 0 or hi < lo:
+        raise ValueError(f"--test-seeds {text!r}: expected 0 <= A <= B")
+    return range(lo, hi + 1)
+
+
+QUICK = DemoConfig(train_houses=4, paths_per_house=1, test_seeds="1000-1001", test_paths_per_house=1,
+                   mine_episodes=4, sft_epochs=1, awr_epochs=1, num_envs=6, eval_max_steps=12)
 FULL = DemoConfig()

@@ -2,16 +2,24 @@
 
 Stages (each writes into its own folder under OUT and records `stages/<name>.json` when it is complete;
 a rerun skips completed stages, and an interrupted stage resumes through its own resumable machinery —
-the collectors, the trainers' checkpoints, the harness's JSONL):
+the collectors, the trainers' checkpoints, the harness's JSONL). Optional stages (DAgger, mining + AWR)
+run when their settings ask for them and are recorded as skipped otherwise:
 
 1. houses   — VLN episodes (R2R format) on generated houses: training houses and held-out houses
 2. expert   — the shortest-path expert's trajectories with rendered views (navtune.data collector)
 3. model    — a tiny Qwen2.5-VL of the real architecture (random weights)
 4. sft      — supervised fine-tuning on the expert data (chat format: one forward per episode)
-5. mine     — the SFT policy runs for real on training houses; its failures are kept with expert labels
-6. awr      — an advantage-weighted regression round (LoRA) on expert + failure data, from the SFT model
-7. eval     — random, forward-only, the untrained model, SFT and AWR on the held-out houses
-8. report   — the HTML report and the headline table
+5. dagger   — DAgger rounds: the agent drives, the expert labels every visited state, data aggregates
+6. mine     — the current agent runs for real on training houses; its failures are kept with expert labels
+7. awr      — an advantage-weighted regression round (LoRA) on expert + failure data
+8. final    — the last trained agent, exported to OUT/final as one standalone, self-describing folder
+9. eval     — random, forward-only, the untrained model and every trained stage's agent on held-out houses
+10. report  — the HTML report, the headline table and OUT/summary.json
+
+OUT/summary.json: {"final": name, "wall_s": seconds of all stages, "test_seeds": "A-B", "test_file":
+"episodes/R2R_test.json", "agents": {name: {"stage": baseline | untrained | sft | offline | rl, "sr",
+"sr_ci95", "spl", "spl_ci95", "ndtw", "ndtw_ci95", "epa", "epa_ci95", "episodes"}}} (rates as fractions,
+95 % intervals: Wilson for SR, bootstrap over episodes otherwise).
 """
 from __future__ import annotations
 
@@ -21,27 +29,29 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from navtune.core.io import atomic_write_json
 from navtune.demo.config import FULL, QUICK, DemoConfig
 
-STAGES = ("houses", "expert", "model", "sft", "mine", "awr", "eval", "report")
-STAGE_TITLES = {
-    "houses": "generate houses and VLN episodes",
-    "expert": "collect expert trajectories",
-    "model": "build a tiny Qwen2.5-VL",
-    "sft": "supervised fine-tuning (chat format)",
-    "mine": "mine the SFT policy's failures",
-    "awr": "AWR round on expert + failure data (LoRA)",
-    "eval": "evaluate 5 agents on held-out houses",
-    "report": "write the report",
-}
-#: The evaluated agents, in table order: (run name, what it is)
-AGENTS = ("random", "forward-only", "untrained", "SFT", "SFT+AWR")
 TEST_SPLIT, TRAIN_SPLIT = "test", "train"
-TEST_SEED0 = 1000
 DEMO_SYSTEM_PROMPT = "You are a navigation agent in a house. Follow the route instruction; answer with one action."
+SUMMARY_FILE = "summary.json"
+SUCCESS_RADIUS = 3.0  # metres, R2R's
+#: `stage` of an agent in summary.json, in ladder order
+AGENT_STAGES = ("baseline", "untrained", "sft", "offline", "rl")
+SUMMARY_KEYS = ("sr", "sr_ci95", "spl", "spl_ci95", "ndtw", "ndtw_ci95", "epa", "epa_ci95", "osr", "ne", "steps",
+                "episodes")
+
+
+@dataclass(frozen=True)
+class TrainedAgent:
+    """One trained stage's agent: its table name, its rung of the ladder and its folder (a navtune train
+    output: full weights, or a LoRA adapter over the previous agent, described by its navtune_agent.json)."""
+
+    name: str
+    stage: str
+    folder: Path
 
 
 class DemoError(RuntimeError):
@@ -119,6 +129,7 @@ class Demo:
         from navtune.envs.house.layout import generate_house
         from navtune.envs.house.navgraph import build_house_graph
         from navtune.envs.house.episodes.vln import house_vln_paths
+        from navtune.evaluation.backends import write_episode_set_settings
         from navtune.tasks.r2r.data import connectivity_path, split_path, write_connectivity, write_r2r_split
 
         c = self.cfg
@@ -134,17 +145,19 @@ class Demo:
                 items.append(p.to_r2r())
             advance(1)
         write_r2r_split(items, split_path(self.vln, split))
+        # the set carries its task settings: a bare `navtune eval` on it uses the demo's budget and radius
+        write_episode_set_settings(self.vln, self.cfg.eval_max_steps, SUCCESS_RADIUS)
 
     def houses(self) -> dict:
         c = self.cfg
         self._generate(range(c.train_houses), TRAIN_SPLIT, c.paths_per_house)
-        self._generate(range(TEST_SEED0, TEST_SEED0 + c.test_houses), TEST_SPLIT, c.test_paths_per_house)
+        self._generate(c.test_seed_range, TEST_SPLIT, c.test_paths_per_house)
         from navtune.tasks.r2r import load_r2r_split
 
         n_train = len(load_r2r_split(self.vln, TRAIN_SPLIT, validate=False))
         n_test = len(load_r2r_split(self.vln, TEST_SPLIT, validate=False))
         return {"train_episodes": n_train, "test_episodes": n_test, "train_houses": c.train_houses,
-                "test_houses": c.test_houses}
+                "test_seeds": c.test_seeds}
 
     def expert_data(self) -> dict:
         import functools
@@ -204,12 +217,38 @@ class Demo:
         res = self._train(cfg, total=n * c.sft_epochs)
         return {"final": str(res.final), "metrics": res.metrics, "episodes": n}
 
-    def policy(self, model: str | Path, adapter: str | Path | None = None):
+    def policy(self, model: str | Path):
+        """The VLM policy of an agent folder (its navtune_agent.json gives format, frame size, base + adapter);
+        the untrained base model has no card, so the demo's format and frame size are given for it."""
+        from navtune.agents.models.card import read_card
         from navtune.evaluation import AgentSpec, build_policy
 
-        spec = AgentSpec("vlm", model=str(model), adapter=str(adapter) if adapter else None, format="chat",
-                         image_size=(self.cfg.width, self.cfg.height))  # the size the model was trained with
+        if read_card(model) is not None:
+            spec = AgentSpec("vlm", model=str(model))
+        else:
+            spec = AgentSpec("vlm", model=str(model), format="chat", image_size=(self.cfg.width, self.cfg.height))
         return spec, build_policy(spec, "graph")
+
+    # ------------------------------------------------------------------ the ladder of trained agents
+    def trained_agents(self) -> list[TrainedAgent]:
+        """SFT, then each enabled later stage's agent (each starts from the one before), in ladder order."""
+        c = self.cfg
+        agents = [TrainedAgent("SFT", "sft", self.sft_dir / "final")]
+        if c.dagger_rounds > 0:
+            agents.append(TrainedAgent(agents[-1].name + "+DAgger", "offline", self.dagger_dir(c.dagger_rounds) / "final"))
+        if c.awr_epochs > 0:
+            agents.append(TrainedAgent(agents[-1].name + "+AWR", "offline", self.awr_dir / "final"))
+        return agents
+
+    def agent_before(self, stage_folder: Path) -> Path:
+        """The folder of the agent a stage starts from (the previous rung)."""
+        agents = self.trained_agents()
+        k = next(i for i, a in enumerate(agents) if a.folder == stage_folder)
+        return agents[k - 1].folder
+
+    @property
+    def final_dir(self) -> Path:
+        return self.out / "final"
 
     def mine(self) -> dict:
         from navtune.evaluation import load_episodes
@@ -221,7 +260,7 @@ class Demo:
         # every k-th training episode, spread over the houses
         step = max(1, len(episodes) // max(1, c.mine_episodes))
         chosen = episodes[::step][: c.mine_episodes]
-        _, policy = self.policy(self.sft_dir / "final")
+        _, policy = self.policy(self.agent_before(self.awr_dir / "final"))
         advance = self._sub("roll-outs", len(chosen))
         s = mine_failures(policy, task, chosen, self.failures, num_envs=c.num_envs, keep_unsuccessful=True,
                           depth=False, progress=False, on_row=lambda row: advance(1))
@@ -271,15 +310,15 @@ class Demo:
         from navtune.trainers.sources import ConcatEpisodes, dataset_source
 
         c = self.cfg
-        sft_final = self.sft_dir / "final"
-        cfg = AWRConfig(model=str(sft_final), data=str(self.expert), format="chat", out=str(self.awr_dir),
+        start = self.agent_before(self.awr_dir / "final")
+        cfg = AWRConfig(model=str(start), data=str(self.expert), format="chat", out=str(self.awr_dir),
                         image_size=(c.width, c.height), epochs=c.awr_epochs, lr=c.awr_lr, beta=c.awr_beta,
                         target="expert", accumulate_episodes=c.accumulate, seed=c.seed, progress=False,
                         loggers=("csv",), baseline="dataset", lora_cfg=LoraConfig(r=c.lora_r, alpha=2 * c.lora_r))
-        processor = load_processor(sft_final)
+        processor = load_processor(start)
         sources = []
         for d in (self.expert, self.failures):
-            if len(EpisodeDataset(d)) == 0:
+            if not (d / "manifest.jsonl").exists() or len(EpisodeDataset(d)) == 0:
                 continue
             check_dataset_format(d, "chat")
             sources.append(dataset_source(cfg, processor, str(d)))
@@ -288,49 +327,105 @@ class Demo:
         return {"final": str(res.final), "metrics": res.metrics, "episodes": len(combined),
                 "failure_episodes": len(sources[1]) if len(sources) > 1 else 0}
 
+    def final(self) -> dict:
+        """The last trained agent as one standalone folder (adapters merged; navtune_agent.json beside the
+        weights), so `navtune eval --agent vlm --model OUT/final` needs no other flag."""
+        from navtune.agents.models.card import export_standalone
+
+        last = self.trained_agents()[-1]
+        export_standalone(last.folder, self.final_dir)
+        return {"name": last.name, "stage": last.stage, "from": str(last.folder)}
+
+    def agents(self) -> list[tuple[str, str, Any]]:
+        """(table name, ladder stage, AgentSpec or agent folder) of every evaluated agent, in table order; the
+        final agent is evaluated from OUT/final, exactly as a user reloads it."""
+        from navtune.evaluation import AgentSpec
+
+        trained = self.trained_agents()
+        rows: list[tuple[str, str, Any]] = [("random", "baseline", AgentSpec("random", seed=self.cfg.seed)),
+                                            ("forward-only", "baseline", AgentSpec("forward")),
+                                            ("untrained", "untrained", self.base)]
+        for a in trained[:-1]:
+            rows.append((a.name, a.stage, a.folder))
+        rows.append((trained[-1].name, trained[-1].stage, self.final_dir))
+        return rows
+
     def evaluate(self) -> dict:
-        from navtune.agents.models.loading import load_processor  # noqa: F401  (fail early when missing)
-        from navtune.evaluation import AgentSpec, EvalConfig, build_policy, load_episodes, run_eval
+        from navtune.evaluation import EvalConfig, build_policy, load_episodes, run_eval
 
         c = self.cfg
         task = self.eval_task(TEST_SPLIT)
         n = len(load_episodes(task))
         cfgs = EvalConfig(num_envs=c.num_envs, save_frames=2, progress=False)
         out = {}
-        for name in AGENTS:
-            if name == "random":
-                spec, policy = AgentSpec("random", seed=c.seed), None
-            elif name == "forward-only":
-                spec, policy = AgentSpec("forward"), None
-            elif name == "untrained":
-                spec, policy = self.policy(self.base)
-            elif name == "SFT":
-                spec, policy = self.policy(self.sft_dir / "final")
+        for name, stage, agent in self.agents():
+            if isinstance(agent, Path):
+                spec, policy = self.policy(agent)
             else:
-                spec, policy = self.policy(self.sft_dir / "final", self.awr_dir / "final")
-            if policy is None:
-                policy = build_policy(spec, "graph")
+                spec, policy = agent, build_policy(agent, "graph")
             advance = self._sub(f"eval {name}", n)
             res = run_eval(self.run_dir(name), spec, task, cfgs, name=name, policy=policy,
                            on_row=lambda row: advance(1))
-            out[name] = {k: res["summary"].get(k) for k in ("sr", "spl", "ndtw", "epa", "ne", "steps")}
+            out[name] = {"stage": stage, **{k: res["summary"].get(k) for k in SUMMARY_KEYS}}
         return out
 
     def report(self) -> dict:
         from navtune.viz import build_report, load_run, markdown_table
+        from navtune.viz.report import paired_table
 
-        dirs = [self.run_dir(n) for n in AGENTS]
-        intro = (f"navtune demo: a tiny Qwen2.5-VL trained on {self.cfg.train_houses} generated houses (expert SFT, "
-                 f"then AWR on expert + mined failure data), evaluated with the baselines on "
-                 f"{self.cfg.test_houses} held-out houses (VLN, low-level graph actions).")
-        path = build_report(dirs, self.report_dir, names=list(AGENTS), episodes=2, title="navtune demo", intro=intro)
-        table = markdown_table([load_run(d, n) for d, n in zip(dirs, AGENTS)])
-        (self.report_dir / "table.md").write_text(table + "\n")
-        return {"report": str(path), "table": table}
+        names = [name for name, _, _ in self.agents()]
+        dirs = [self.run_dir(n) for n in names]
+        c = self.cfg
+        stages = " -> ".join(a.name for a in self.trained_agents())
+        intro = (f"navtune demo: a tiny Qwen2.5-VL trained on {c.train_houses} generated houses ({stages}), "
+                 f"evaluated with the baselines on held-out houses {c.test_seeds} (VLN, low-level graph actions, "
+                 f"step budget {c.eval_max_steps}); 95 % intervals: Wilson for SR, bootstrap over episodes "
+                 "otherwise.")
+        path = build_report(dirs, self.report_dir, names=names, episodes=2, title="navtune demo", intro=intro)
+        runs = [load_run(d, n) for d, n in zip(dirs, names)]
+        table = markdown_table(runs)
+        # each rung against the one below it, on the same episodes: does the stage help?
+        ladder = [r for r in runs if r.name in ("forward-only", "untrained")] + runs[3:]
+        pairs = "\n\n".join(paired_table([a, b]) for a, b in zip(ladder, ladder[1:]))
+        (self.report_dir / "table.md").write_text(table + "\n\n" + pairs + "\n")
+        return {"report": str(path), "table": table, "paired": pairs}
+
+    def write_summary(self, eval_info: dict) -> dict:
+        """OUT/summary.json (shape in the module docstring); wall_s sums every stage's recorded seconds."""
+        wall = 0.0
+        for stage in STAGES:
+            if self.done(stage.name):
+                wall += float(json.loads(self.marker(stage.name).read_text()).get("seconds", 0.0))
+        summary = {"final": self.trained_agents()[-1].name, "wall_s": round(wall, 1), "test_seeds": self.cfg.test_seeds,
+                   "test_file": f"episodes/R2R_{TEST_SPLIT}.json", "agents": eval_info}
+        atomic_write_json(self.out / SUMMARY_FILE, summary)
+        return summary
 
 
-STAGE_FUNCS = {"houses": Demo.houses, "expert": Demo.expert_data, "model": Demo.model, "sft": Demo.sft,
-               "mine": Demo.mine, "awr": Demo.awr, "eval": Demo.evaluate, "report": Demo.report}
+@dataclass(frozen=True)
+class Stage:
+    """One resumable step of the demo: `run(demo)` returns what its marker records; `enabled(cfg)` False
+    records it as skipped."""
+
+    name: str
+    title: str
+    run: Callable[[Demo], dict]
+    enabled: Callable[[DemoConfig], bool] = lambda cfg: True
+
+
+STAGES: tuple[Stage, ...] = (
+    Stage("houses", "generate houses and VLN episodes", Demo.houses),
+    Stage("expert", "collect expert trajectories", Demo.expert_data),
+    Stage("model", "build a tiny Qwen2.5-VL", Demo.model),
+    Stage("sft", "supervised fine-tuning (chat format)", Demo.sft),
+    Stage("dagger", "DAgger rounds (the agent drives, the expert labels)", Demo.dagger,
+          lambda c: c.dagger_rounds > 0),
+    Stage("mine", "mine the agent's failures", Demo.mine, lambda c: c.awr_epochs > 0 and c.mine_episodes > 0),
+    Stage("awr", "AWR round on expert + failure data (LoRA)", Demo.awr, lambda c: c.awr_epochs > 0),
+    Stage("final", "export the final agent to OUT/final", Demo.final),
+    Stage("eval", "evaluate the agents on held-out houses", Demo.evaluate),
+    Stage("report", "write the report", Demo.report),
+)
 
 
 def _quiet_libraries() -> None:
@@ -353,8 +448,10 @@ def _quiet_libraries() -> None:
         pass
 
 
-def run_demo(out: str | os.PathLike, quick: bool = False, cfg: DemoConfig | None = None, show: bool = True) -> dict:
-    """Run (or resume) the demo in `out`; returns {"report": path, "table": markdown, "timings": {...}}."""
+def run_demo(out: str | os.PathLike, quick: bool = False, cfg: DemoConfig | None = None, show: bool = True,
+             test_seeds: str | None = None) -> dict:
+    """Run (or resume) the demo in `out` (`test_seeds` 'A-B' replaces the held-out houses); returns
+    {"report": path, "table": markdown, "timings": {...}, "summary": OUT/summary.json path, ...}."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
@@ -362,6 +459,10 @@ def run_demo(out: str | os.PathLike, quick: bool = False, cfg: DemoConfig | None
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     _quiet_libraries()
     cfg = cfg or (QUICK if quick else FULL)
+    try:
+        cfg = cfg.with_test_seeds(test_seeds)
+    except ValueError as e:
+        raise DemoError(str(e)) from None
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     cfg_file = out / "demo.json"
@@ -393,21 +494,28 @@ def run_demo(out: str | os.PathLike, quick: bool = False, cfg: DemoConfig | None
                   TimeElapsedColumn(), console=console, transient=False, disable=not live) as progress:
         demo = Demo(out, cfg, progress if live else None)
         overall = progress.add_task("[bold]navtune demo", total=len(STAGES))
-        for k, stage in enumerate(STAGES, 1):
-            title = f"[{k}/{len(STAGES)}] {STAGE_TITLES[stage]}"
+        for k, st in enumerate(STAGES, 1):
+            stage = st.name
+            title = f"[{k}/{len(STAGES)}] {st.title}"
+            skip = None
             if demo.done(stage):
+                skip = "done before, skipped"
+            elif not st.enabled(cfg):
+                demo.mark(stage, {"skipped": True, "seconds": 0.0})
+                skip = "not in this recipe, skipped"
+            if skip:
                 results[stage] = json.loads(demo.marker(stage).read_text())
                 if plain:
-                    say(f"{title}: done before, skipped")
+                    say(f"{title}: {skip}")
                 if live:
-                    progress.console.print(f"[dim]{title}: done before, skipped[/dim]")
+                    progress.console.print(f"[dim]{title}: {skip}[/dim]")
                 progress.advance(overall)
                 continue
             task = progress.add_task(f"{title}", total=None)
             if plain:
                 say(f"{title}: started")
             t0 = time.perf_counter()
-            info = STAGE_FUNCS[stage](demo)
+            info = st.run(demo)
             timings[stage] = time.perf_counter() - t0
             demo.mark(stage, {**info, "seconds": round(timings[stage], 1)})
             results[stage] = info
@@ -417,5 +525,8 @@ def run_demo(out: str | os.PathLike, quick: bool = False, cfg: DemoConfig | None
             progress.advance(overall)
     total = time.perf_counter() - t_start
     rep = results["report"]
-    return {"report": rep["report"], "table": rep["table"], "timings": timings, "seconds": total,
-            "eval": results.get("eval")}
+    eval_info = {k: v for k, v in results["eval"].items() if k not in ("stage", "seconds")}
+    summary = demo.write_summary(eval_info)
+    return {"report": rep["report"], "table": rep["table"], "paired": rep.get("paired", ""), "timings": timings,
+            "seconds": total, "wall_s": summary["wall_s"], "eval": eval_info, "final": summary["final"],
+            "summary": str(out / SUMMARY_FILE)}

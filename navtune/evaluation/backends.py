@@ -20,7 +20,7 @@ expert action / the episode's measures. Everything crossing a process boundary i
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Generic, Sequence, TypeVar
 
 from navtune.core.config import option
@@ -39,6 +39,11 @@ from navtune.evaluation.registry import (  # noqa: F401  (BACKENDS: the backend 
 )
 
 E = TypeVar("E")
+DEFAULT_FRAME_SIZE = (320, 240)
+#: Optional file beside an R2R-format folder's splits: the episode set's own task settings ({"max_steps": N,
+#: "success_radius": metres}), the defaults `navtune eval` uses for it when no flag sets them (a generated
+#: house set carries the step budget it was made for, so a bare `navtune eval` reproduces the demo).
+EPISODE_SET_FILE = "navtune_episodes.json"
 
 
 @dataclass(frozen=True)
@@ -53,8 +58,9 @@ class EvalTask:
                                   "habitat-objectnav also .json.gz).")
     renderer: str = option("none", help="graph frames: none | house | mp3d.")
     skybox_dir: str | None = option(None, help="mp3d renderer: Matterport3D skyboxes.")
-    width: int = option(320, help="rendered frame width")
-    height: int = option(240, help="rendered frame height")
+    width: int | None = option(None, help="rendered frame width (default: the agent's trained frame size from its "
+                               "navtune_agent.json, else 320)")
+    height: int | None = option(None, help="rendered frame height (default: the agent's, else 240)")
     depth: bool = option(False, flag="--depth/--no-depth", help="render depth too (the VLM policies use RGB only).")
     max_steps: int | None = option(None, help="Step budget (default: the backend's: graph 50, ObjectNav the "
                                    "episode's).")
@@ -88,6 +94,19 @@ class EvalTask:
     @property
     def task(self) -> str:
         return backend_spec(self.backend).task
+
+    @property
+    def frame_size(self) -> tuple[int, int]:
+        """(width, height) the envs render at: as set, else 320x240 (see `for_agent`)."""
+        return (self.width or DEFAULT_FRAME_SIZE[0], self.height or DEFAULT_FRAME_SIZE[1])
+
+    def for_agent(self, image_size: tuple[int, int] | None) -> "EvalTask":
+        """This task with an unset frame size taken from the agent's (the size it was trained on, so that
+        `navtune eval --model DIR` sees frames rendered as in training), else 320x240."""
+        if self.width is not None and self.height is not None:
+            return self
+        w, h = image_size if image_size else DEFAULT_FRAME_SIZE
+        return replace(self, width=self.width or int(w), height=self.height or int(h))
 
     @property
     def action_space(self) -> str:
@@ -255,7 +274,8 @@ def _graph_renderer(task: EvalTask):
 
     camera = get_setup(task.preset).camera if task.preset else None  # else width x height
     return per_scan(renderer_factory(task.renderer, data_dir=task.data_dir, skybox_dir=task.skybox_dir,
-                                     width=task.width, height=task.height, depth=task.depth, camera=camera)())
+                                     width=task.frame_size[0], height=task.frame_size[1], depth=task.depth,
+                                     camera=camera)())
 
 
 def _graph_env(task: EvalTask) -> NavEnv:
@@ -270,7 +290,9 @@ def _graph_env(task: EvalTask) -> NavEnv:
             graphs[scan] = load_connectivity(task.data_dir, scan)
         return graphs[scan]
 
-    kwargs: dict[str, Any] = {} if task.success_radius is None else {"success_radius": task.success_radius}
+    radius = task.success_radius if task.success_radius is not None else \
+        episode_set_settings(task.data_dir).get("success_radius")
+    kwargs: dict[str, Any] = {} if radius is None else {"success_radius": radius}
     return GraphNavEnv(graph_for, _graph_renderer(task), max_steps=None, navigator=get_setup(task.preset).navigator,
                        **kwargs)
 
@@ -295,10 +317,48 @@ def _needs_r2r_folder(task: EvalTask) -> None:
             raise ValueError(f"unknown --preset {task.preset!r}; known: {', '.join(SETUPS.keys())}")
 
 
+def episode_set_settings(data_dir: str | None) -> dict[str, float]:
+    """The R2R-format folder's own task settings (EPISODE_SET_FILE; {} when it has none)."""
+    import json
+    import math
+
+    if not data_dir:
+        return {}
+    path = os.path.join(data_dir, EPISODE_SET_FILE)
+    if not os.path.isfile(path):
+        return {}
+    try:
+        raw = json.loads(open(path, encoding="utf-8").read())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"{path}: not a readable JSON file ({e})") from None
+    if not isinstance(raw, dict):
+        raise ValueError(f"{path}: expected a JSON object")
+    out: dict[str, float] = {}
+    for key, kind in (("max_steps", int), ("success_radius", float)):
+        if key in raw:
+            v = raw[key]
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0 \
+                    or (kind is int and int(v) != v):
+                raise ValueError(f"{path}: field '{key}' must be a positive {kind.__name__} (got {v!r})")
+            out[key] = kind(v)
+    return out
+
+
+def write_episode_set_settings(data_dir: str | os.PathLike, max_steps: int, success_radius: float) -> None:
+    from navtune.core.io import atomic_write_json
+
+    atomic_write_json(os.path.join(data_dir, EPISODE_SET_FILE), {"max_steps": int(max_steps),
+                                                                 "success_radius": float(success_radius)})
+
+
 def _preset_budget(task: EvalTask) -> int | None:
+    """The default budget of a graph task: its preset's, else the episode set's own, else None (50)."""
     from navtune.tasks.r2r.setups import get_setup
 
-    return get_setup(task.preset).max_steps if task.preset else None
+    if task.preset:
+        return get_setup(task.preset).max_steps
+    own = episode_set_settings(task.data_dir).get("max_steps")
+    return int(own) if own is not None else None
 
 
 register_backend("graph", entry_point=_graph_env, episodes=_r2r_episodes, task="vln", action_space="graph",
@@ -343,7 +403,7 @@ def _house_env(task: EvalTask) -> NavEnv:
     os.environ.setdefault("PYGLET_HEADLESS", "1")
     from navtune.envs.house.env import HouseEnvConfig, HouseNavEnv
 
-    return HouseNavEnv(HouseEnvConfig(width=task.width, height=task.height, depth=task.depth))
+    return HouseNavEnv(HouseEnvConfig(width=task.frame_size[0], height=task.frame_size[1], depth=task.depth))
 
 
 def _needs_objectnav_file(task: EvalTask) -> None:
@@ -361,7 +421,7 @@ def _habitat_env(task: EvalTask) -> NavEnv:  # lazy: habitat_sim is an optional 
     from navtune.envs.habitat import make_habitat_env
 
     return make_habitat_env(scenes_dir=task.scenes_dir, scene_dataset_config=task.scene_dataset_config,
-                            width=task.width, height=task.height, depth=True, max_steps=task.max_steps,
+                            width=task.frame_size[0], height=task.frame_size[1], depth=True, max_steps=task.max_steps,
                             success_distance=task.success_radius)
 
 

@@ -30,6 +30,7 @@ def run_eval(
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     agent = agent.resolved()  # run.json records what ran (a trained folder's card filled in)
+    task = task.for_agent(agent.image_size if agent.kind == "vlm" else None)  # frames rendered as in training
     write_run_info(run_dir, {
         "name": name or agent.label(),
         "agent": agent.to_dict(),

@@ -88,3 +88,37 @@ def read_card(folder: str | os.PathLike | None) -> AgentCard | None:
         raise AgentCardError(f"{path}: field 'adapter' must be true or false (got {raw['adapter']!r})")
     raw["image_size"] = tuple(size) if size is not None else None
     return AgentCard(**raw)
+
+
+def export_standalone(folder: str | os.PathLike, out: str | os.PathLike) -> Path:
+    """Write the agent of `folder` (full weights, or a peft adapter over its card's base model) to `out` as one
+    standalone, self-describing folder: merged full weights, processor, system_prompt.txt and a card with
+    ``adapter: false``, so ``navtune eval --agent vlm --model OUT`` needs nothing else (not even the base
+    model's folder). Written beside `out` and renamed into place."""
+    import shutil
+
+    from navtune.agents.models.loading import load_model
+
+    folder, out = Path(folder), Path(out)
+    card = read_card(folder)
+    if card is None:
+        raise AgentCardError(f"{folder / CARD_FILE}: not found (not a folder written by navtune train)")
+    loaded = load_model(card.base_model if card.adapter else folder)
+    model = loaded.model
+    if card.adapter:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, str(folder)).merge_and_unload()
+    tmp = out.with_name(out.name + ".tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    model.save_pretrained(tmp, safe_serialization=True)
+    loaded.processor.save_pretrained(tmp)
+    (tmp / "system_prompt.txt").write_text(card.system_prompt, encoding="utf-8")
+    write_card(tmp, AgentCard(format=card.format, image_size=card.image_size, action_space=card.action_space,
+                              system_prompt=card.system_prompt, base_model=card.base_model, adapter=False,
+                              trainer=card.trainer))
+    if out.exists():
+        shutil.rmtree(out)
+    tmp.rename(out)
+    return out
