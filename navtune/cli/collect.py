@@ -10,6 +10,7 @@ from pathlib import Path
 import typer
 
 from navtune.cli.config_options import PLUGIN_OPTION, import_plugin_modules
+from navtune.cli.errors import user_errors
 
 app = typer.Typer(help="Collect trajectories into navtune episode datasets.", no_args_is_help=True)
 
@@ -29,11 +30,8 @@ def _reward(gamma: float | None, success_bonus: float | None, collision: float |
 def _user_errors():
     """Bad input (a missing folder, a malformed episode file, settings that differ from the dataset being
     resumed) ends with one line naming the file and field, not a traceback."""
-    try:
+    with user_errors(ValueError, KeyError, FileNotFoundError):
         yield
-    except (ValueError, KeyError, FileNotFoundError) as e:
-        typer.echo(f"error: {e}", err=True)
-        raise typer.Exit(2) from None
 
 
 def _done(summary) -> None:

@@ -19,13 +19,13 @@ def register(app: typer.Typer) -> None:
         Generates houses and VLN episodes, collects expert data, builds a tiny Qwen2.5-VL, fine-tunes it (SFT,
         then AWR on expert + mined failure data), evaluates it with the baselines on held-out houses and writes
         an HTML report. Prints the report's path and the headline table."""
+        from navtune.cli.errors import fail
         from navtune.demo import DemoError, run_demo
 
         try:
             res = run_demo(out, quick=quick, show=not quiet)
         except DemoError as e:
-            typer.echo(f"error: {e}", err=True)
-            raise typer.Exit(2)
+            fail(e)
         typer.echo(res["table"])
         stages = ", ".join(f"{k} {v:.0f}s" for k, v in res["timings"].items())
         typer.echo(f"wall time: {res['seconds']:.0f} s" + (f" ({stages})" if stages else ""))

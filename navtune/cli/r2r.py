@@ -20,9 +20,7 @@ _VFOV = typer.Option(None, "--vfov", help="Camera vertical fov in degrees (overr
                      "fov = vfov x 4/3, MatterSim's navigability formula).")
 
 
-def _fail(e: Exception) -> None:
-    typer.echo(f"error: {e}", err=True)
-    raise typer.Exit(2)
+from navtune.cli.errors import fail as _fail  # noqa: E402  (one line, exit 2)
 
 
 def _setup(preset: str | None, headings: str | None, vfov: float | None):

@@ -29,6 +29,8 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 import numpy as np
 
 from navtune.core.actions import ACTION_SPACES, STOP_ACTIONS
+from navtune.core.errors import NavtuneError, is_finite_number
+from navtune.core.paths import check_relative, resolve_inside, safe_name
 from navtune.core.io import append_jsonl, append_jsonl_rows, atomic_write_json, read_jsonl, write_jsonl
 from navtune.data.rewards import RewardConfig, discounted_returns, step_rewards
 from navtune.envs.protocol import Pose
@@ -43,7 +45,7 @@ DEPTH_SCALE = 1000.0  # depth PNG units per metre (millimetres)
 _ID_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
 
 
-class DatasetFormatError(ValueError):
+class DatasetFormatError(NavtuneError):
     """A malformed dataset folder or manifest; the message names the file, episode and field."""
 
 

@@ -16,6 +16,7 @@ import os
 from pathlib import Path
 from typing import Iterable, Sequence
 
+from navtune.core.errors import NavtuneError
 from navtune.core.io import atomic_write_json, read_jsonl, write_jsonl
 from navtune.evaluation.backends import BACKENDS
 from navtune.evaluation.registry import task_metric_keys
@@ -28,7 +29,7 @@ PREDICTIONS_FILE = "predictions.json"
 EXTRA_KEYS = ("epa", "valid_action_pct", "collisions", "stuck", "oscillation", "collision")
 
 
-class RunFolderError(ValueError):
+class RunFolderError(NavtuneError):
     """A run folder that cannot be resumed, merged or reported; the message names the file."""
 
 

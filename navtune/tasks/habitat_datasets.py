@@ -25,22 +25,24 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
+from navtune.core.errors import NavtuneError
 from navtune.tasks.objectnav import DEFAULT_MAX_STEPS, DEFAULT_SUCCESS_DISTANCE, ObjectGoal, ObjectNavEpisode
 
 VLNCE_SUCCESS_DISTANCE = 3.0
 VLNCE_MAX_STEPS = 500
 
 
-class HabitatDataError(ValueError):
+class HabitatDataError(NavtuneError):
     """A malformed habitat dataset file; the message names the file, the episode and the field."""
 
-    def __init__(self, file: str | os.PathLike, message: str, episode: Any = None, field: str | None = None):
-        where = [str(file)]
-        if episode is not None:
-            where.append(f"episode {episode}")
-        if field is not None:
-            where.append(f"field {field!r}")
-        super().__init__(f"{': '.join(where)}: {message}")
+    def __init__(self, file: str | os.PathLike, message: str, episode: Any = None, field: str | None = None,
+                 where: str | None = None):
+        super().__init__(message, file=file, field=field,
+                         where=where if episode is None else f"episode {episode}")
+
+    @classmethod
+    def at(cls, file, message, field=None, where=None) -> "HabitatDataError":
+        return cls(file if file is not None else "<input>", message, field=field, where=where)
 
 
 # ------------------------------------------------------------------------------------ frame mapping

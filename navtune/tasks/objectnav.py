@@ -14,13 +14,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from navtune.core.io import atomic_write_json, write_jsonl
+from navtune.core.errors import NavtuneError
+from navtune.core.io import atomic_write_json, decode_json, write_jsonl
+from navtune.core.paths import safe_name
 
 DEFAULT_SUCCESS_DISTANCE = 1.0
 DEFAULT_MAX_STEPS = 500
 
 
-class ObjectNavDataError(ValueError):
+class ObjectNavDataError(NavtuneError):
     """A malformed ObjectNav episode file; the message names file, episode and field."""
 
 

@@ -13,10 +13,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from navtune.core.errors import NavtuneError
 from navtune.trainers.config import LORA_TARGET_REGEX, LoraConfig
 
 
-class TrainSetupError(ValueError):
+class TrainSetupError(NavtuneError):
     """A model, adapter or dataset that cannot be trained as asked (message names the file and field)."""
 
 

@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from navtune.core.errors import NavtuneError
+from navtune.core.paths import safe_name
 from navtune.envs.mp3d.cubemap import NUM_FACES, render_depth, render_view
 from navtune.envs.mp3d.resize import lanczos4_resize
 from navtune.graph.lowlevel import Camera
@@ -26,7 +28,7 @@ SKYBOX_SUBDIR = "matterport_skybox_images"
 DEFAULT_FACE_SIZE = 512  # MatterSim's downsize_skybox.py size; enough for 320x240 at 60° vfov
 
 
-class SkyboxError(ValueError):
+class SkyboxError(NavtuneError):
     """Missing or malformed skybox / connectivity data; the message names the file (and field)."""
 
 

@@ -16,21 +16,23 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from navtune.core.io import atomic_write_json, atomic_write_text
+from navtune.core.errors import NavtuneError, is_finite_number
+from navtune.core.io import atomic_write_json, atomic_write_text, read_json
+from navtune.core.paths import safe_name
 from navtune.graph.navgraph import NavGraph
 
 
-class R2RDataError(ValueError):
+class R2RDataError(NavtuneError):
     """A malformed or inconsistent R2R file; the message names the file, the episode and the field."""
 
     def __init__(self, file: str | os.PathLike, message: str, episode: str | None = None, field: str | None = None):
-        self.file, self.episode, self.field = str(file), episode, field
-        where = [str(file)]
-        if episode is not None:
-            where.append(episode)  # already says what it is: "path_id 12", "instr_id 12_0", "viewpoint entry 3"
-        if field is not None:
-            where.append(f"field {field!r}")
-        super().__init__(f"{': '.join(where)}: {message}")
+        # `episode` already says what it is: "path_id 12", "instr_id 12_0", "viewpoint entry 3"
+        super().__init__(message, file=file, where=episode, field=field)
+        self.episode = episode
+
+    @classmethod
+    def at(cls, file, message, field=None, where=None) -> "R2RDataError":
+        return cls(file if file is not None else "<input>", message, episode=where, field=field)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,100 @@
+"""One writer per folder: an exclusive lock file that every command writing a dataset, an eval run or a
+training run holds while it writes.
+
+The lock is `fcntl.flock` on ``<folder>/<name>`` (released by the kernel when the process dies, even on
+kill -9, so a crash never leaves a stale lock). The holder writes its pid into the file, and a second
+writer's error names it. (`filelock` truncates the file when it *tries* the lock, which would erase the
+holder's pid before the loser could read it, hence plain fcntl.) The file is removed on release; after a
+crash it stays, holding a dead pid, and the next writer simply takes it.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from navtune.core.errors import NavtuneError
+
+LOCK_FILE = ".navtune.lock"
+
+
+class FolderLockedError(NavtuneError):
+    """Another process holds the folder's lock; `pid` is the holder's (None when unreadable)."""
+
+    def __init__(self, message: str = "", *, file=None, field=None, where=None, pid: int | None = None):
+        super().__init__(message, file=file, field=field, where=where)
+        self.pid = pid
+
+
+class FolderLock:
+    """``with FolderLock(folder, what="dataset"):`` holds the folder's lock, or raises `FolderLockedError`.
+
+    `name` picks the lock file (eval shards use one per shard, so the shards of one run may run together)."""
+
+    def __init__(self, folder: str | os.PathLike, what: str = "folder", name: str = LOCK_FILE):
+        self.folder = Path(folder)
+        self.path = self.folder / name
+        self.what = what
+        self._fd: int | None = None
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
+
+    def acquire(self) -> "FolderLock":
+        import fcntl
+
+        if self._fd is not None:
+            return self
+        self.folder.mkdir(parents=True, exist_ok=True)
+        for _ in range(10):
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                pid = _read_pid(fd)
+                os.close(fd)
+                who = f"pid {pid}" if pid is not None else "another process"
+                raise FolderLockedError(
+                    f"another navtune process ({who}) is writing this {self.what}; wait for it to finish or use "
+                    "another folder", file=self.path, pid=pid) from None
+            try:  # the holder may have removed the file between our open and our lock: lock the new one
+                same = os.fstat(fd).st_ino == os.stat(self.path, follow_symlinks=False).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                os.ftruncate(fd, 0)
+                os.write(fd, f"{os.getpid()}\n".encode())
+                self._fd = fd
+                return self
+            os.close(fd)
+        raise FolderLockedError(f"could not take the lock of this {self.what}", file=self.path)
+
+    def release(self) -> None:
+        if self._fd is None:
+            return
+        fd, self._fd = self._fd, None
+        try:
+            os.unlink(self.path)
+        except FileNotFoundError:
+            pass
+        os.close(fd)  # closing the descriptor releases the flock
+
+    def __enter__(self) -> "FolderLock":
+        return self.acquire()
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+    def __del__(self) -> None:
+        try:
+            self.release()
+        except Exception:
+            pass
+
+
+def _read_pid(fd: int) -> int | None:
+    try:
+        text = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+        return int(text) if text.isdigit() else None
+    except OSError:
+        return None
