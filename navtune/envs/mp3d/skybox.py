@@ -8,7 +8,6 @@ Poses come from `<connectivity>/<scan>_connectivity.json` (`pose`, row-major 4x4
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 import threading
@@ -19,6 +18,7 @@ import numpy as np
 from PIL import Image
 
 from navtune.core.errors import NavtuneError
+from navtune.core.io import read_json
 from navtune.core.paths import safe_name
 from navtune.envs.mp3d.cubemap import NUM_FACES, render_depth, render_view
 from navtune.envs.mp3d.resize import lanczos4_resize
@@ -33,23 +33,29 @@ class SkyboxError(NavtuneError):
 
 
 def skybox_dir(skybox_root: str | os.PathLike, scan: str) -> Path:
-    return Path(skybox_root) / scan / SKYBOX_SUBDIR
+    """`<root>/<scan>/matterport_skybox_images` (a scan that is not a plain name is a `SkyboxError`)."""
+    return Path(skybox_root) / safe_name(scan, skybox_root, "scan", SkyboxError) / SKYBOX_SUBDIR
 
 
 def face_path(skybox_root: str | os.PathLike, scan: str, viewpoint: str, k: int) -> Path:
-    return skybox_dir(skybox_root, scan) / f"{viewpoint}_skybox{k}_sami.jpg"
+    return skybox_dir(skybox_root, scan) / f"{_viewpoint(viewpoint, skybox_root)}_skybox{k}_sami.jpg"
 
 
 def small_path(skybox_root: str | os.PathLike, scan: str, viewpoint: str) -> Path:
-    return skybox_dir(skybox_root, scan) / f"{viewpoint}_skybox_small.jpg"
+    return skybox_dir(skybox_root, scan) / f"{_viewpoint(viewpoint, skybox_root)}_skybox_small.jpg"
 
 
 def depth_path(skybox_root: str | os.PathLike, scan: str, viewpoint: str) -> Path:
-    return skybox_dir(skybox_root, scan) / f"{viewpoint}_skybox_depth_small.png"
+    return skybox_dir(skybox_root, scan) / f"{_viewpoint(viewpoint, skybox_root)}_skybox_depth_small.png"
+
+
+def _viewpoint(viewpoint: str, skybox_root: str | os.PathLike) -> str:
+    return safe_name(viewpoint, skybox_root, "viewpoint", SkyboxError)
 
 
 def _connectivity_file(connectivity: str | os.PathLike, scan: str) -> Path:
     """Accept either the `connectivity/` folder itself or a data folder that contains it."""
+    safe_name(scan, connectivity, "scan", SkyboxError)
     base = Path(connectivity)
     if (base / "connectivity").is_dir() and not (base / f"{scan}_connectivity.json").is_file():
         base = base / "connectivity"
@@ -61,10 +67,7 @@ def load_poses(connectivity: str | os.PathLike, scan: str) -> dict[str, np.ndarr
     path = _connectivity_file(connectivity, scan)
     if not path.is_file():
         raise SkyboxError(f"{path}: connectivity file not found (scan {scan!r})")
-    try:
-        entries = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise SkyboxError(f"{path}: not valid JSON ({e})") from None
+    entries = read_json(path, SkyboxError, "connectivity file")
     if not isinstance(entries, list):
         raise SkyboxError(f"{path}: expected a JSON list of viewpoint entries")
     poses: dict[str, np.ndarray] = {}
