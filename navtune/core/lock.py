@@ -41,43 +41,37 @@ class FolderLock:
         return self._fd is not None
 
     def acquire(self) -> "FolderLock":
-        import fcntl
-
+        """Take the lock (shared with other `FolderLock`s of this process on the same file: the lock keeps
+        *processes* apart; a process resuming its own folder, e.g. a test simulating a crash, may reopen it)."""
         if self._fd is not None:
             return self
-        self.folder.mkdir(parents=True, exist_ok=True)
-        for _ in range(10):
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                pid = _read_pid(fd)
-                os.close(fd)
-                who = f"pid {pid}" if pid is not None else "another process"
-                raise FolderLockedError(
-                    f"another navtune process ({who}) is writing this {self.what}; wait for it to finish or use "
-                    "another folder", file=self.path, pid=pid) from None
-            try:  # the holder may have removed the file between our open and our lock: lock the new one
-                same = os.fstat(fd).st_ino == os.stat(self.path, follow_symlinks=False).st_ino
-            except FileNotFoundError:
-                same = False
-            if same:
-                os.ftruncate(fd, 0)
-                os.write(fd, f"{os.getpid()}\n".encode())
-                self._fd = fd
-                return self
-            os.close(fd)
-        raise FolderLockedError(f"could not take the lock of this {self.what}", file=self.path)
+        key = os.path.abspath(self.path)
+        held = _HELD.get(key)
+        if held is not None:
+            held[1] += 1
+            self._fd = held[0]
+            return self
+        self._fd = _lock_file(self.path, self.what)
+        _HELD[key] = [self._fd, 1]
+        return self
 
     def release(self) -> None:
         if self._fd is None:
             return
-        fd, self._fd = self._fd, None
+        self._fd = None
+        key = os.path.abspath(self.path)
+        held = _HELD.get(key)
+        if held is None:
+            return
+        held[1] -= 1
+        if held[1] > 0:
+            return
+        del _HELD[key]
         try:
             os.unlink(self.path)
         except FileNotFoundError:
             pass
-        os.close(fd)  # closing the descriptor releases the flock
+        os.close(held[0])  # closing the descriptor releases the flock
 
     def __enter__(self) -> "FolderLock":
         return self.acquire()
@@ -90,6 +84,37 @@ class FolderLock:
             self.release()
         except Exception:
             pass
+
+
+#: lock file -> [descriptor, number of FolderLocks of this process holding it]
+_HELD: dict[str, list[int]] = {}
+
+
+def _lock_file(path: Path, what: str) -> int:
+    import fcntl
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for _ in range(10):
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pid = _read_pid(fd)
+            os.close(fd)
+            who = f"pid {pid}" if pid is not None else "another process"
+            raise FolderLockedError(
+                f"another navtune process ({who}) is writing this {what}; wait for it to finish or use "
+                "another folder", file=path, pid=pid) from None
+        try:  # the holder may have removed the file between our open and our lock: lock the new one
+            same = os.fstat(fd).st_ino == os.stat(path, follow_symlinks=False).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())
+            return fd
+        os.close(fd)
+    raise FolderLockedError(f"could not take the lock of this {what}", file=path)
 
 
 def _read_pid(fd: int) -> int | None:

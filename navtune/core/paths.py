@@ -29,7 +29,8 @@ def safe_name(value: object, file: str | os.PathLike | None = None, field: str =
     if not isinstance(value, str) or not value:
         raise _bad(error, file, field, f"must be a non-empty string (got {value!r})")
     if value in (".", "..") or "/" in value or "\\" in value:
-        raise _bad(error, file, field, f"{value[:80]!r} is not a plain name (no '/', '\\', '.' or '..')")
+        raise _bad(error, file, field, f"{value[:80]!r} cannot be a folder name: it must be one plain name "
+                   "(no '/', '\\', '.' or '..')")
     if any(ord(c) < 32 or ord(c) == 127 for c in value):
         raise _bad(error, file, field, f"{value[:80]!r} holds control characters")
     try:
