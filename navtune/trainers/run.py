@@ -47,6 +47,9 @@ def check_model_dir(path: str | Path) -> None:
                               f"({' / '.join(VL_MODEL_TYPES)}) with a 'vision_config'")
     if not any(p.glob("*.safetensors")) and not any(p.glob("*.bin")):
         raise TrainSetupError(f"{p}: no weights (*.safetensors) in the model folder")
+    from navtune.agents.models.loading import check_model_files
+
+    check_model_files(p)  # truncated weights, garbage tokenizer / processor files: one error naming the file
 
 
 def check_dataset_format(data_dir: str | Path, fmt: str) -> None:
