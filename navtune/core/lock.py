@@ -35,6 +35,7 @@ class FolderLock:
         self.path = self.folder / name
         self.what = what
         self._fd: int | None = None
+        self._made_folder = False
 
     @property
     def held(self) -> bool:
@@ -51,6 +52,7 @@ class FolderLock:
             held[1] += 1
             self._fd = held[0]
             return self
+        self._made_folder = not self.folder.exists()
         self._fd = _lock_file(self.path, self.what)
         _HELD[key] = [self._fd, 1]
         return self
@@ -72,6 +74,11 @@ class FolderLock:
         except FileNotFoundError:
             pass
         os.close(held[0])  # closing the descriptor releases the flock
+        if self._made_folder:  # nothing was written (e.g. an error before the work): leave no empty folder
+            try:
+                self.folder.rmdir()
+            except OSError:
+                pass
 
     def __enter__(self) -> "FolderLock":
         return self.acquire()
