@@ -132,14 +132,21 @@ class EvalEpisode(Generic[E]):
 
 
 def load_episodes(task: EvalTask) -> list[EvalEpisode]:
-    """The task's episodes in file order (the first `limit`); ids must be unique."""
+    """The task's episodes in file order (the first `limit`); ids must be unique plain names (they name the
+    episode's frame folder in a run and its folder in a dataset: `navtune.core.paths.safe_name`), whatever
+    backend (or plugin) read them."""
+    from navtune.core.errors import NavtuneError
+    from navtune.core.paths import safe_name
+
     out = backend_spec(task.backend).load_episodes(task)
     if task.limit is not None:
         out = out[: task.limit]
     ids = [e.episode_id for e in out]
+    src = task.episodes or f"{task.data_dir}/R2R_{task.split}.json"
+    for eid in ids:
+        safe_name(eid, src, "episode_id")
     if len(set(ids)) != len(ids):
-        src = task.episodes or f"{task.data_dir}/R2R_{task.split}.json"
-        raise ValueError(f"{src}: episode ids are not unique")
+        raise NavtuneError("episode ids are not unique", file=src, field="episode_id")
     return out
 
 

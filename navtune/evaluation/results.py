@@ -146,7 +146,14 @@ def finalize_run(run_dir: str | os.PathLike, rows: Sequence[dict] | None = None,
 def merge_shards(run_dir: str | os.PathLike, expected: Sequence[str] | None = None) -> dict:
     """Combine the shard files of a run into episodes.jsonl (episode order, each episode once), then
     write the summary and predictions. Errors list missing episodes when `expected` is given."""
+    from navtune.core.lock import FolderLock
+
     run_dir = Path(run_dir)
+    with FolderLock(run_dir, what=f"eval run ({RESULTS_FILE})", name=f".{RESULTS_FILE}.lock"):
+        return _merge_shards(run_dir, expected)
+
+
+def _merge_shards(run_dir: Path, expected: Sequence[str] | None) -> dict:
     shards = sorted(run_dir.glob("episodes.shard-*.jsonl"))
     if not shards:
         raise RunFolderError(f"{run_dir}: no shard files (episodes.shard-*-of-*.jsonl) to merge")

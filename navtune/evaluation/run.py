@@ -6,6 +6,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from navtune.core.lock import FolderLock
 from navtune.evaluation.agents import AgentSpec, build_policy
 from navtune.evaluation.backends import EvalTask, load_episodes, shard
 from navtune.evaluation.harness import EvalConfig, evaluate
@@ -28,7 +29,16 @@ def run_eval(
     summary.json (+ predictions.json for VLN); sharded ones leave that to `merge_shards`.
     Returns {"summary": ..., "written": n, "results": path}."""
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    episodes = load_episodes(task)  # bad episode files fail before the run folder is written
+    out = results_file(run_dir, num_shards, shard_id)
+    # one writer per results file: a second `navtune eval` into this run (and shard) fails naming this one's
+    # pid; the shards of one run write their own files and may run together
+    with FolderLock(run_dir, what=f"eval run ({out.name})", name=f".{out.name}.lock"):
+        return _run(run_dir, out, episodes, agent, task, cfg, num_shards, shard_id, name, policy, loaded, on_row)
+
+
+def _run(run_dir: Path, out: Path, episodes: list, agent: AgentSpec, task: EvalTask, cfg: EvalConfig,
+         num_shards: int, shard_id: int, name: str | None, policy: Any, loaded: Any, on_row: Any) -> dict:
     write_run_info(run_dir, {
         "name": name or agent.label(),
         "agent": agent.to_dict(),
@@ -37,11 +47,9 @@ def run_eval(
         "failure": asdict(cfg.failure),
         "num_shards": num_shards,
     })
-    episodes = load_episodes(task)
     mine = shard(episodes, num_shards, shard_id)
     if policy is None:
         policy = build_policy(agent, task.action_space, loaded)
-    out = results_file(run_dir, num_shards, shard_id)
     written = evaluate(policy, task, mine, out, cfg, on_row=on_row)
     summary = None
     if num_shards == 1:
