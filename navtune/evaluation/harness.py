@@ -112,7 +112,10 @@ def _save_frames(frames_dir: Path, frames: Sequence[np.ndarray]) -> None:
 
 
 def finished_ids(results_path: str | Path) -> set[str]:
-    return {r["episode_id"] for r in read_jsonl(results_path)}
+    from navtune.evaluation.results import RunFolderError, check_row
+
+    return {check_row(r, results_path, k)["episode_id"]
+            for k, r in enumerate(read_jsonl(results_path, RunFolderError), start=1)}
 
 
 def build_row(run: _Run, task: EvalTask, metrics: dict, cfg: EvalConfig, policy_name: str,

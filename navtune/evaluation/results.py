@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from navtune.core.errors import NavtuneError
-from navtune.core.io import atomic_write_json, read_jsonl, write_jsonl
+from navtune.core.io import atomic_write_json, read_json, read_jsonl, write_jsonl
 from navtune.evaluation.backends import BACKENDS
 from navtune.evaluation.registry import task_metric_keys
 from navtune.metrics.failures import FAILURE_MODES
@@ -65,7 +65,7 @@ def summarize(rows: Sequence[dict], task: str | None = None) -> dict:
         vals = [float(v) for v in vals if v is not None and not (isinstance(v, float) and math.isnan(v))]
         out[k] = sum(vals) / len(vals) if vals else None
     out["episodes"] = len(rows)
-    out["failure_rates"] = {m: (sum(bool(r["failures"][m]) for r in rows) / len(rows) if rows else None)
+    out["failure_rates"] = {m: (sum(bool(r.get("failures", {}).get(m)) for r in rows) / len(rows) if rows else None)
                             for m in FAILURE_MODES + ("failed",)}
     return out
 
@@ -88,15 +88,44 @@ def write_run_info(run_dir: str | os.PathLike, info: dict) -> None:
 
 
 def load_run_info(run_dir: str | os.PathLike) -> dict:
-    import json
-
     path = Path(run_dir) / RUN_FILE
     if not path.is_file():
         raise RunFolderError(f"{path}: not found (not a navtune eval run folder)")
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise RunFolderError(f"{path}: not valid JSON ({e})") from None
+    info = read_json(path, RunFolderError)
+    if not isinstance(info, dict):
+        raise RunFolderError("must hold a JSON object", file=path)
+    for key in ("agent", "task"):
+        if not isinstance(info.get(key, {}), dict):
+            raise RunFolderError("must be an object", file=path, field=key)
+    return info
+
+
+def check_row(row: object, file: str | os.PathLike, k: int) -> dict:
+    """The k-th result row (1-based) as the summary, merge and report read it (episode_id, metrics,
+    failures, order, frames), or a `RunFolderError` naming the file, the row and the field."""
+    where = f"row {k}"
+    if not isinstance(row, dict):
+        raise RunFolderError("not a JSON object", file=file, where=where)
+    if not isinstance(row.get("episode_id"), str):
+        raise RunFolderError("missing or not a string", file=file, where=where, field="episode_id")
+    for key in ("metrics", "failures"):
+        if not isinstance(row.get(key, {}), dict):
+            raise RunFolderError("must be an object", file=file, where=where, field=key)
+    if "metrics" not in row:
+        raise RunFolderError("missing", file=file, where=where, field="metrics")
+    for k, v in row["metrics"].items():  # NaN is "not defined for this episode" (skipped); inf is not a value
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or math.isinf(v)):
+            raise RunFolderError(f"must be a number or null (got {v!r})", file=file, where=where, field=f"metrics.{k}")
+    order = row.get("order", 0)
+    if isinstance(order, bool) or not isinstance(order, int):
+        raise RunFolderError(f"must be an integer (got {order!r})", file=file, where=where, field="order")
+    for key in ("task", "scene", "frames"):
+        if row.get(key) is not None and not isinstance(row[key], str):
+            raise RunFolderError("must be a string", file=file, where=where, field=key)
+    for key in ("actions", "poses", "trajectory", "collided"):
+        if row.get(key) is not None and not isinstance(row[key], list):
+            raise RunFolderError("must be a list", file=file, where=where, field=key)
+    return row
 
 
 def load_rows(run_dir: str | os.PathLike) -> list[dict]:
@@ -107,11 +136,15 @@ def load_rows(run_dir: str | os.PathLike) -> list[dict]:
         raise RunFolderError(f"{run_dir}: no {RESULTS_FILE} or shard result files")
     rows: dict[str, dict] = {}
     for f in files:
-        for k, r in enumerate(read_jsonl(f)):
-            if "episode_id" not in r or "metrics" not in r:
-                raise RunFolderError(f"{f}: line {k + 1} lacks field 'episode_id' or 'metrics'")
+        for r in _read_rows(f):
             rows.setdefault(r["episode_id"], r)
     return sorted(rows.values(), key=lambda r: r.get("order", 0))
+
+
+def _read_rows(file: Path) -> list[dict]:
+    from navtune.core.io import iter_jsonl
+
+    return [check_row(r, file, k) for k, r in enumerate(iter_jsonl(file, RunFolderError), start=1)]
 
 
 def write_predictions(run_dir: str | os.PathLike, rows: Iterable[dict]) -> Path | None:
@@ -162,7 +195,7 @@ def _merge_shards(run_dir: Path, expected: Sequence[str] | None) -> dict:
         raise RunFolderError(f"{run_dir}: shard files from different --num-shards values: {sorted(s.name for s in shards)}")
     rows: dict[str, dict] = {}
     for f in shards:
-        for r in read_jsonl(f):
+        for r in _read_rows(f):
             rows.setdefault(r["episode_id"], r)
     ordered = sorted(rows.values(), key=lambda r: r.get("order", 0))
     if expected is not None:
