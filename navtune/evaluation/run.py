@@ -10,7 +10,7 @@ from navtune.core.lock import FolderLock
 from navtune.evaluation.agents import AgentSpec, build_policy
 from navtune.evaluation.backends import EvalTask, load_episodes, shard
 from navtune.evaluation.harness import EvalConfig, evaluate
-from navtune.evaluation.results import finalize_run, load_rows, results_file, write_run_info
+from navtune.evaluation.results import RUN_FILE, finalize_run, load_rows, results_file, write_run_info
 
 
 def run_eval(
@@ -39,17 +39,20 @@ def run_eval(
 
 def _run(run_dir: Path, out: Path, episodes: list, agent: AgentSpec, task: EvalTask, cfg: EvalConfig,
          num_shards: int, shard_id: int, name: str | None, policy: Any, loaded: Any, on_row: Any) -> dict:
-    write_run_info(run_dir, {
+    info = {
         "name": name or agent.label(),
         "agent": agent.to_dict(),
         "task": task.to_dict(),
         "epa": cfg.epa,
         "failure": asdict(cfg.failure),
         "num_shards": num_shards,
-    })
+    }
+    if (run_dir / RUN_FILE).exists():  # resuming: another evaluation's folder is refused before loading a model
+        write_run_info(run_dir, info)
     mine = shard(episodes, num_shards, shard_id)
-    if policy is None:
+    if policy is None:  # a model that cannot be loaded leaves no run folder behind
         policy = build_policy(agent, task.action_space, loaded)
+    write_run_info(run_dir, info)
     written = evaluate(policy, task, mine, out, cfg, on_row=on_row)
     summary = None
     if num_shards == 1:

@@ -76,6 +76,9 @@ def check_dataset_format(data_dir: str | Path, fmt: str) -> None:
             raise TrainSetupError(
                 f"{ds.manifest_path}: episode {ep.episode_id!r} field 'action_space' is {ep.action_space!r} "
                 f"but prompt format {fmt!r} speaks {' / '.join(want)} actions: dataset and format do not match")
+        if not ep.steps:
+            raise TrainSetupError("is empty: an episode without steps has nothing to train on",
+                                  file=ds.manifest_path, where=f"episode {ep.episode_id!r}", field="steps")
     if len(ds) == 0:
         raise TrainSetupError(f"{ds.manifest_path}: the dataset has no episodes")
 
