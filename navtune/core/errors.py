@@ -42,7 +42,12 @@ def one_line(e: BaseException) -> str:
 
 
 def is_finite_number(value: Any) -> bool:
-    """A JSON number that is finite (bools are not numbers here; 1e999 parses to inf and is refused)."""
+    """A JSON number that is finite as a float (bools are not numbers here; 1e999 parses to inf, and an
+    integer beyond float range, e.g. 10**400, would overflow: both refused)."""
     import math
 
-    return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    if isinstance(value, int):
+        return abs(value) <= 1e308
+    return math.isfinite(value)

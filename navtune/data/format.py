@@ -420,9 +420,10 @@ def _read_info(root: Path) -> dict[str, Any]:
     if info.get("version") != FORMAT_VERSION:
         raise DatasetFormatError(f"is {info.get('version')!r}, this navtune reads {FORMAT_VERSION}", file=path,
                                  field="version")
-    if info.get("action_space") is not None and info["action_space"] not in ACTION_SPACES:
-        raise DatasetFormatError(f"must be one of {sorted(ACTION_SPACES)} (got {info['action_space']!r})",
-                                 file=path, field="action_space")
+    space = info.get("action_space")
+    if space is not None and (not isinstance(space, str) or space not in ACTION_SPACES):
+        raise DatasetFormatError(f"must be one of {sorted(ACTION_SPACES)} (got {space!r})", file=path,
+                                 field="action_space")
     return info
 
 
@@ -585,7 +586,7 @@ class EpisodeDataset:
         if not isinstance(ep["task"], str) or not isinstance(ep["scene"], (str, int)) or isinstance(ep["scene"], bool):
             raise bad("must be a string", "task" if not isinstance(ep["task"], str) else "scene")
         space = ep["action_space"]
-        if space not in ACTION_SPACES:
+        if not isinstance(space, str) or space not in ACTION_SPACES:
             raise bad(f"must be one of {sorted(ACTION_SPACES)} (got {space!r})", "action_space")
         declared = self.info.get("action_space")
         if declared is not None and space != declared:

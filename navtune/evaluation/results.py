@@ -16,8 +16,8 @@ import os
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from navtune.core.errors import NavtuneError
-from navtune.core.io import atomic_write_json, read_json, read_jsonl, write_jsonl
+from navtune.core.errors import NavtuneError, is_finite_number
+from navtune.core.io import atomic_write_json, read_json, write_jsonl
 from navtune.evaluation.backends import BACKENDS
 from navtune.evaluation.registry import task_metric_keys
 from navtune.metrics.failures import FAILURE_MODES
@@ -52,7 +52,7 @@ def metric_keys(task: str, rows: Sequence[dict] = ()) -> tuple[str, ...]:
 def task_of_run(info: dict) -> str | None:
     """The task name of a run folder's run.json (None when its backend is not registered here)."""
     backend = info.get("task", {}).get("backend", "graph")
-    return BACKENDS.get(backend).task if backend in BACKENDS else None
+    return BACKENDS.get(backend).task if isinstance(backend, str) and backend in BACKENDS else None
 
 
 def summarize(rows: Sequence[dict], task: str | None = None) -> dict:
@@ -114,7 +114,7 @@ def check_row(row: object, file: str | os.PathLike, k: int) -> dict:
     if "metrics" not in row:
         raise RunFolderError("missing", file=file, where=where, field="metrics")
     for k, v in row["metrics"].items():  # NaN is "not defined for this episode" (skipped); inf is not a value
-        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or math.isinf(v)):
+        if v is not None and not (is_finite_number(v) or (isinstance(v, float) and math.isnan(v))):
             raise RunFolderError(f"must be a number or null (got {v!r})", file=file, where=where, field=f"metrics.{k}")
     order = row.get("order", 0)
     if isinstance(order, bool) or not isinstance(order, int):

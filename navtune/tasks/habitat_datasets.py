@@ -25,7 +25,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from navtune.core.errors import NavtuneError
+from navtune.core.errors import NavtuneError, is_finite_number
 from navtune.core.io import decode_json
 from navtune.core.paths import check_relative, safe_name
 from navtune.tasks.objectnav import DEFAULT_MAX_STEPS, DEFAULT_SUCCESS_DISTANCE, ObjectGoal, ObjectNavEpisode
@@ -135,7 +135,7 @@ class _Fields:
         return self.d[name]
 
     def num(self, value: Any, name: str) -> float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        if not is_finite_number(value):
             raise self.fail(name, f"must be a finite number (got {value!r})")
         return float(value)
 

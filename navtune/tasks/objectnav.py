@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from navtune.core.errors import NavtuneError
+from navtune.core.errors import NavtuneError, is_finite_number
 from navtune.core.io import atomic_write_json, decode_json, read_json, write_jsonl
 from navtune.core.paths import safe_name
 
@@ -87,7 +87,7 @@ class ObjectNavEpisode:
             return d[fieldname]
 
         def num(value: Any, fieldname: str) -> float:
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            if not is_finite_number(value):
                 raise fail(fieldname, f"must be a finite number (got {value!r})")
             return float(value)
 

@@ -8,7 +8,6 @@ Poses come from `<connectivity>/<scan>_connectivity.json` (`pose`, row-major 4x4
 """
 from __future__ import annotations
 
-import math
 import os
 import threading
 from collections import OrderedDict
@@ -17,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from navtune.core.errors import NavtuneError
+from navtune.core.errors import NavtuneError, is_finite_number
 from navtune.core.io import read_json
 from navtune.core.paths import safe_name
 from navtune.envs.mp3d.cubemap import NUM_FACES, render_depth, render_view
@@ -77,7 +76,7 @@ def load_poses(connectivity: str | os.PathLike, scan: str) -> dict[str, np.ndarr
             raise SkyboxError(f"{path}: entry {i}: field 'image_id' missing or not a string")
         pose = e.get("pose")
         if not isinstance(pose, list) or len(pose) != 16 or not all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in pose
+            is_finite_number(v) for v in pose
         ):
             raise SkyboxError(f"{path}: viewpoint {vid}: field 'pose' must be 16 finite numbers (row-major 4x4)")
         rot = np.asarray(pose, dtype=np.float64).reshape(4, 4)[:3, :3]

@@ -7,7 +7,6 @@ Every problem raises `R2RDataError` naming the file, the episode and the field.
 """
 from __future__ import annotations
 
-import math
 import os
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -89,7 +88,7 @@ class R2REpisode:
         if not isinstance(path, (list, tuple)) or not path or not all(isinstance(v, str) for v in path):
             raise R2RDataError(source, "expected a non-empty list of viewpoint ids", episode=where, field="path")
         heading = d.get("heading", 0.0) or 0.0
-        if isinstance(heading, bool) or not isinstance(heading, (int, float)) or not math.isfinite(heading):
+        if not is_finite_number(heading):
             raise R2RDataError(source, "not a finite number", episode=where, field="heading")
         instruction = d.get("instruction")
         if instruction is None and d.get("instructions"):
@@ -227,7 +226,7 @@ def load_r2r_split(data_dir: str | os.PathLike, split: str, validate: bool = Tru
         if not isinstance(path, list) or not path or not all(isinstance(v, str) for v in path):
             raise R2RDataError(file, "expected a non-empty list of viewpoint ids", episode=loc, field="path")
         heading = item.get("heading")
-        if isinstance(heading, bool) or not isinstance(heading, (int, float)) or not math.isfinite(heading):
+        if not is_finite_number(heading):
             raise R2RDataError(file, "missing or not a finite number", episode=loc, field="heading")
         instrs = item.get("instructions")
         if not isinstance(instrs, list) or not instrs or not all(isinstance(s, str) for s in instrs):

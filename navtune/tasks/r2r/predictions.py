@@ -6,11 +6,11 @@ Read with validation (errors name the file, the instr_id and the field) and writ
 """
 from __future__ import annotations
 
-import math
 import os
 from pathlib import Path
 from typing import Mapping, Sequence
 
+from navtune.core.errors import is_finite_number
 from navtune.core.io import atomic_write_json, read_json
 from navtune.tasks.r2r.data import R2RDataError
 
@@ -26,7 +26,7 @@ def _step(raw, file: Path, instr_id: str, k: int) -> Step:
         raise R2RDataError(file, "expected [viewpoint, heading, elevation]", episode=f"instr_id {instr_id}", field=field)
     vals = list(raw[1:3]) + [0.0] * (3 - len(raw[:3]))
     for v in vals:
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        if not is_finite_number(v):
             raise R2RDataError(file, "heading and elevation must be finite numbers", episode=f"instr_id {instr_id}", field=field)
     return (raw[0], float(vals[0]), float(vals[1]))
 
