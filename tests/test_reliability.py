@@ -170,16 +170,21 @@ def test_case02_a_link_inside_the_dataset_is_not_followed_out(tmp_path):
         EpisodeDataset(data).load_rgb("ep0", 0)
 
 
-@pytest.mark.parametrize("bad", ["../line", "/abs/line", "sub/line"])
+@pytest.mark.parametrize("bad", ["../../outside/connectivity/line", "ABS", "sub/line"])
 def test_case03_scan_names_cannot_leave_the_data_dir(tmp_path, bad):
-    line_world(tmp_path / "outside")  # what ../line would reach
+    outside = line_world(tmp_path / "outside")  # a valid graph where ../ or an absolute scan name would reach
+    bad = str(outside / "connectivity" / "line") if bad == "ABS" else bad
     data = line_world(tmp_path / "data")
+    sub = data / "connectivity" / "sub"  # what a scan with a separator would reach
+    sub.mkdir()
+    (sub / "line_connectivity.json").write_bytes((outside / "connectivity" / "line_connectivity.json").read_bytes())
     split = json.loads((data / "R2R_mini.json").read_text())
     split[0]["scan"] = bad
     (data / "R2R_mini.json").write_text(json.dumps(split))
-    (tmp_path / "p.json").write_text(json.dumps([{"instr_id": "1_0", "trajectory": [["A", 0, 0]]}]))
+    (tmp_path / "p.json").write_text(json.dumps([{"instr_id": f"1_{k}", "trajectory": [["A", 0, 0], ["B", 0, 0]]}
+                                                 for k in range(2)]))
     code, _, err = cli("r2r", "score", "--preds", tmp_path / "p.json", "--split", "mini", "--data-dir", data)
-    assert code == 2
+    assert code == 2  # (before: the graph outside was loaded and scored)
     one_error_line(err, data / "R2R_mini.json", "'scan'")
 
 

@@ -270,12 +270,8 @@ def _graph_env(task: EvalTask) -> NavEnv:
     from navtune.tasks.r2r import load_connectivity
     from navtune.tasks.r2r.setups import get_setup
 
-    graphs: dict[str, Any] = {}
-
-    def graph_for(scan: str):
-        if scan not in graphs:
-            graphs[scan] = load_connectivity(task.data_dir, scan)
-        return graphs[scan]
+    def graph_for(scan: str):  # load_connectivity keeps a bounded per-process cache of graphs
+        return load_connectivity(task.data_dir, scan)
 
     kwargs: dict[str, Any] = {} if task.success_radius is None else {"success_radius": task.success_radius}
     return GraphNavEnv(graph_for, _graph_renderer(task), max_steps=None, navigator=get_setup(task.preset).navigator,

@@ -253,13 +253,17 @@ class SkyboxViews:
             raise SkyboxError(f"{self.skybox_root}: skybox root folder not found (expected <root>/<scan>/{SKYBOX_SUBDIR}/)")
         self.camera, self.face_size, self.depth = camera or CameraSpec(), face_size, depth
         self.cache = FaceCache(cache_size)
-        self._renderers: dict[str, SkyboxRenderer] = {}
+        self._renderers: OrderedDict[str, SkyboxRenderer] = OrderedDict()  # the last 16 scans (poses per scan)
 
     def for_scan(self, scan: str) -> SkyboxRenderer:
-        if scan not in self._renderers:
+        if scan in self._renderers:
+            self._renderers.move_to_end(scan)
+        else:
             self._renderers[scan] = SkyboxRenderer(
                 self.skybox_root, self.connectivity, scan, self.camera, self.face_size, self.depth, self.cache
             )
+            while len(self._renderers) > 16:
+                self._renderers.popitem(last=False)
         return self._renderers[scan]
 
 
