@@ -280,13 +280,15 @@ def export_hf(
 
 @app.command("verify")
 def verify(dataset: Path = typer.Argument(..., help="navtune dataset folder")) -> None:
-    """Decode every frame of a dataset; exits 1 naming the first missing/corrupt frame."""
+    """Check a dataset: every manifest line (a torn last line too) and every frame (decodes as a PNG of the
+    dataset's one size); exits 1 naming the first problem."""
+    from navtune.core.errors import one_line
     from navtune.data.format import DatasetFormatError, EpisodeDataset
 
     try:
         ds = EpisodeDataset(dataset)
         n = ds.verify()
-    except DatasetFormatError as e:
-        typer.echo(f"error: {e}", err=True)
+    except DatasetFormatError as e:  # the check's verdict (exit 1), not a usage error (exit 2)
+        typer.echo(f"error: {one_line(e)}", err=True)
         raise typer.Exit(1)
     typer.echo(f"{dataset}: {len(ds)} episodes, {ds.num_steps} steps, {n} frames ok")
