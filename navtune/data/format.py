@@ -699,7 +699,7 @@ class EpisodeDataset:
         where = f"{self.root}: episode {ep.episode_id!r} step {t}: {kind} frame {path.name}"
         try:
             with Image.open(path) as img:
-                if img.format != "PNG":  # e.g. a JPEG renamed .png: lossy, not what was recorded
+                if img.get_format_mimetype() != "image/png":  # e.g. a JPEG renamed .png: not what was recorded
                     raise FrameError(f"{where} is not a PNG (it is {img.format or 'unknown'})")
                 img.load()
                 arr = np.array(img)
