@@ -457,10 +457,10 @@ def test_case12_replay_and_score_on_empty_or_partial_input(tmp_path):
 def test_case13_max_steps_above_any_cap_is_honoured(tmp_path):
     data = line_world(tmp_path / "data")
     code, _, err = cli("eval", "--agent", "forward", "--data-dir", data, "--split", "mini",  # never stops
-                       "--max-steps", "2500", "--no-epa", "--out", tmp_path / "run", "-q")
+                       "--max-steps", "2100", "--limit", "1", "--no-epa", "--out", tmp_path / "run", "-q")
     assert code == 0, err
     rows = read_jsonl(tmp_path / "run" / "episodes.jsonl")
-    assert [len(r["actions"]) for r in rows] == [2500, 2500]
+    assert [len(r["actions"]) for r in rows] == [2100]  # above the 2000 cap the harness once had
 
 
 # ============================================================================================ 14-18 one line
