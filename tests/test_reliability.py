@@ -190,26 +190,31 @@ def test_case03_scan_names_cannot_leave_the_data_dir(tmp_path, bad):
 
 # ============================================================================================ 4-7 data loss
 def test_case04_collect_deletes_only_its_own_unfinished_work(tmp_path):
-    from navtune.data.format import DatasetWriter
+    from navtune.data.format import DatasetFormatError, DatasetWriter, EpisodeMeta, StepData
 
     data = dataset(tmp_path / "ds")
     mine = data / "episodes" / "my_notes"
     mine.mkdir()
     (mine / "keep.txt").write_text("not navtune's")
     (data / "episodes" / "stray.txt").write_text("mine too")
-    w = DatasetWriter(data, {"task": "objectnav", "action_space": "continuous"})
-    assert w.cleaned == [] and (mine / "keep.txt").exists() and (data / "episodes" / "stray.txt").exists()
-    w.close()
-    # an uncommitted folder navtune marked as its own is cleaned; one with the id of an episode to commit
-    # that navtune did not write is refused, not overwritten
-    (data / "episodes" / "ep9").mkdir()
+    (data / "episodes" / "ep9").mkdir()  # not in the manifest, but not navtune's either
     (data / "episodes" / "ep9" / "photo.png").write_bytes(b"x")
-    code, _, err = cli("collect", "r2r", "--split", "mini", "--data-dir", line_world(tmp_path / "r2r"),
-                       "--out", tmp_path / "r2r_ds")
+    w = DatasetWriter(data, {"task": "objectnav", "action_space": "continuous"})
+    assert w.cleaned == []
+    assert (mine / "keep.txt").exists() and (data / "episodes" / "stray.txt").exists()
+    # committing an episode whose folder exists but is not navtune's is refused, not overwritten
+    b = w.builder(EpisodeMeta("ep9", "objectnav", "continuous", "house_9"))
+    b.add(StepData("stop", {"x": 0.0, "y": 0.0, "z": 0.0, "heading": 0.0}, rgb=np.zeros((12, 16, 3), np.uint8)))
+    with pytest.raises(DatasetFormatError, match="not written by navtune"):
+        w.commit(b.finish())
+    assert (data / "episodes" / "ep9" / "photo.png").read_bytes() == b"x"
+    w.close()
+    # the CLI: a folder someone put into a dataset's episodes/ survives a resumed collection
+    r2r = line_world(tmp_path / "r2r")
+    code, _, err = cli("collect", "r2r", "--split", "mini", "--data-dir", r2r, "--out", tmp_path / "r2r_ds")
     assert code == 0, err
-    (tmp_path / "r2r_ds" / "episodes").mkdir()
-    (tmp_path / "r2r_ds" / "episodes" / "keep").mkdir()
-    code, _, err = cli("collect", "r2r", "--split", "mini", "--data-dir", tmp_path / "r2r", "--out", tmp_path / "r2r_ds")
+    (tmp_path / "r2r_ds" / "episodes" / "keep").mkdir(parents=True)
+    code, _, err = cli("collect", "r2r", "--split", "mini", "--data-dir", r2r, "--out", tmp_path / "r2r_ds")
     assert code == 0 and (tmp_path / "r2r_ds" / "episodes" / "keep").is_dir()
 
 
