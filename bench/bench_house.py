@@ -1,6 +1,10 @@
 """Embedded house simulator speed and memory, measured side by side in one run.
 
-1. RSS of one env over 500 resets that switch houses (memory must stay flat), and per world created+closed.
+1. RSS over 500 resets, each in a house never seen before (so every per-process cache - houses, occupancy
+   grids, experts, graphs, navigators, view renderers - fills up and must evict): (a) the ObjectNav env
+   (`HouseNavEnv`), (b) the graph world over houses (`GraphNavEnv` + `HouseRenderers`, the house VLN path).
+   Goal: the RSS plateaus: growth from reset 100 to reset 500 <= 10 MiB (the script exits 1 otherwise);
+   `--tracemalloc` lists where Python memory grew in that interval. Also RSS per world created + closed.
 2. RGB-D steps/s at 320x240 on one core (llvmpipe limited to one raster thread), same house and actions:
    - raw MiniWorld: stock observation path (float multisampled framebuffer) + `render_depth()` (second pass);
    - navtune world: the same MiniWorld env with navtune's 8-bit framebuffer, depth read from the same render;
@@ -8,7 +12,7 @@
    Goals: >= 200 steps/s per core; wrapper overhead (navtune env vs navtune world) <= 20 %.
 3. Throughput with 2 worker processes vs 1 (spawn, one env per process). Goal: >= 1.7x (needs 2 idle cores).
 
-    .venv/bin/python bench/bench_house.py [--steps 600] [--resets 500] [--skip-parallel]
+    .venv/bin/python bench/bench_house.py [--steps 600] [--resets 500] [--skip-parallel] [--memory-only]
 """
 from __future__ import annotations
 
@@ -117,23 +121,81 @@ def _call_render(env, _item, n: int) -> float:
     return _render_steps(env, n)
 
 
-def bench_resets(resets: int, houses: int = 100) -> list[tuple[int, float]]:
+#: the bound on RSS growth from reset 100 to the last reset (MiB)
+MAX_GROWTH_MIB = 10.0
+
+
+def _marks(resets: int, reset, trace: bool = False) -> list[tuple[int, float]]:
+    """RSS after reset 1, 100, 200, ...; with `trace`, the top Python allocation growth from reset 100 on."""
+    import gc
+    import tracemalloc
+
+    marks, snap = [], None
+    t = time.perf_counter()
+    for k in range(resets):
+        reset(k)
+        if k == 0 or (k + 1) % 100 == 0:
+            gc.collect()
+            marks.append((k + 1, rss_mib()))
+            if trace and k + 1 == 100:
+                tracemalloc.start(10)
+                snap = tracemalloc.take_snapshot()
+    dt = time.perf_counter() - t
+    print(f"  {resets} resets (each in a new house) in {dt:.1f} s, {1000 * dt / resets:.0f} ms each")
+    if snap is not None:
+        top = tracemalloc.take_snapshot().compare_to(snap, "traceback")[:5]
+        tracemalloc.stop()
+        for stat in top:
+            print(f"    python heap {stat.size_diff / 2**20:+.2f} MiB  {stat.traceback.format()[-1].strip()}")
+    return marks
+
+
+def bench_resets(resets: int, trace: bool = False) -> list[tuple[int, float]]:
+    """(a) the ObjectNav env, a new house every reset."""
     from navtune.envs.house.env import HouseEnvConfig, HouseNavEnv
     from navtune.envs.house.episodes.objectnav import generate_objectnav_episodes
 
-    episodes = list(generate_objectnav_episodes(range(houses), per_house=1))
     env = HouseNavEnv(HouseEnvConfig())
-    marks = []
-    t = time.perf_counter()
-    for k in range(resets):
-        env.reset(episodes[k % len(episodes)])  # consecutive resets switch houses
+
+    def reset(k: int) -> None:
+        env.reset(next(iter(generate_objectnav_episodes([k], per_house=1))))
         env.step("move_forward")
-        if k == 0 or (k + 1) % 100 == 0:
-            marks.append((k + 1, rss_mib()))
-    dt = time.perf_counter() - t
-    env.close()
-    print(f"  {resets} resets (each a different house than the last) in {dt:.1f} s, {1000 * dt / resets:.0f} ms each")
-    return marks
+
+    try:
+        return _marks(resets, reset, trace)
+    finally:
+        env.close()
+
+
+def bench_graph_resets(resets: int, trace: bool = False) -> list[tuple[int, float]]:
+    """(b) the graph world over houses (house VLN): graph, navigator, renderer and expert per new house."""
+    from navtune.envs.house.renderer import house_graph, house_graph_env
+    from navtune.tasks.r2r.data import R2REpisode
+
+    env = house_graph_env(renderer=True, max_steps=None)
+
+    def reset(k: int) -> None:
+        scan = f"house_{k}"
+        ids = house_graph(scan).ids
+        env.reset(R2REpisode(f"{k}_0", k, scan, (ids[0], ids[-1]), 0.0, "go"))
+        env.step(env.expert_action())
+
+    try:
+        return _marks(resets, reset, trace)
+    finally:
+        env._renderer.close()
+
+
+def report_growth(name: str, marks: list[tuple[int, float]]) -> bool:
+    for k, m in marks:
+        print(f"  after {k:4d} resets: RSS {m:7.1f} MiB")
+    if len(marks) < 3:
+        return True
+    growth = marks[-1][1] - marks[1][1]
+    ok = growth <= MAX_GROWTH_MIB
+    print(f"  {name}: growth from reset {marks[1][0]} to {marks[-1][0]}: {growth:+.1f} MiB   goal <= "
+          f"{MAX_GROWTH_MIB:g} MiB  {'ok' if ok else 'FAIL'}")
+    return ok
 
 
 def bench_create_close(n: int = 5) -> tuple[float, float]:
@@ -158,20 +220,23 @@ def main() -> None:
     ap.add_argument("--resets", type=int, default=500)
     ap.add_argument("--skip-parallel", action="store_true")
     ap.add_argument("--skip-memory", action="store_true")
+    ap.add_argument("--memory-only", action="store_true")
+    ap.add_argument("--tracemalloc", action="store_true", help="show where Python memory grew after reset 100")
     args = ap.parse_args()
     print(f"load average: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores (other work slows every number)")
     print(f"LP_NUM_THREADS={os.environ.get('LP_NUM_THREADS')}")
 
+    flat = True
     if not args.skip_memory:
-        print(f"1. RSS over {args.resets} resets (run first, in a fresh process):")
-        marks = bench_resets(args.resets)
-        for k, m in marks:
-            print(f"  after {k:4d} resets: RSS {m:7.1f} MiB")
-        if len(marks) > 2:  # the first ~100 houses still load textures and meshes into the per-process caches
-            growth = marks[-1][1] - marks[1][1]
-            print(f"  growth from reset {marks[1][0]} to {marks[-1][0]}: {growth:+.1f} MiB")
+        # the first ~100 houses still load textures and meshes into the per-process caches: the check starts there
+        print(f"1a. RSS over {args.resets} ObjectNav env resets, each in a new house (run first, in a fresh process):")
+        flat &= report_growth("ObjectNav env", bench_resets(args.resets, args.tracemalloc))
+        print(f"1b. RSS over {args.resets} graph-world resets (house VLN: graph, navigator, renderer), new houses:")
+        flat &= report_growth("graph world", bench_graph_resets(args.resets, args.tracemalloc))
         base, per_env = bench_create_close()
         print(f"  create + close a world (5 times): {per_env:+.1f} MiB RSS each")
+    if args.memory_only:
+        raise SystemExit(0 if flat else 1)
 
     print("2. RGB-D steps/s at 320x240, one core (best of 5 interleaved rounds):")
     r = bench_single(args.steps)
@@ -187,6 +252,9 @@ def main() -> None:
         print(f"  1 worker : {p['1w_steps_per_s']:7.1f} steps/s (start-up {p['1w_startup_s']:.1f} s)")
         print(f"  2 workers: {p['2w_steps_per_s']:7.1f} steps/s (start-up {p['2w_startup_s']:.1f} s)")
         print(f"  speed-up: {p['speedup']:.2f}x   goal >= 1.7x")
+    if not flat:
+        print("FAIL: RSS kept growing after reset 100 (see 1a / 1b)")
+        raise SystemExit(1)
 
 
 if __name__ == "__main__":

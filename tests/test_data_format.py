@@ -137,7 +137,7 @@ def test_bad_manifest_and_ids_are_clear_errors(tmp_path):
     rows = read_jsonl(tmp_path / "manifest.jsonl")
     del rows[0]["steps"][1]["action"]
     (tmp_path / "manifest.jsonl").write_text(json.dumps(rows[0]) + "\n")
-    with pytest.raises(DatasetFormatError, match=r"episode 'ep0': step 1: field 'action' is missing"):
+    with pytest.raises(DatasetFormatError, match=r"episode 'ep0': step 1: field 'action': missing"):
         EpisodeDataset(tmp_path)
     with pytest.raises(DatasetFormatError, match="folder name"):
         EpisodeMeta("../x", "vln", "graph", "s")

@@ -139,4 +139,4 @@ def test_cli_converts_objectnav_to_navtune_episodes(objectnav_root, tmp_path):
     assert eps == load_objectnav_split(objectnav_root, "val", success_distance=0.1)[:3]
     res = CliRunner().invoke(app, ["habitat", "convert-objectnav", "--data-root", str(tmp_path / "nope"),
                                    "--out", str(out)])
-    assert res.exit_code == 1 and "val.json.gz: file not found" in res.output
+    assert res.exit_code == 2 and "val.json.gz: file not found" in res.output

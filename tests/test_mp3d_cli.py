@@ -42,10 +42,10 @@ def test_sheet_real_layout_shows_the_faces_in_turn(tmp_path):
 
 def test_sheet_errors_are_clear(tmp_path):
     res = runner.invoke(app, ["mp3d", "sheet", "--out", str(tmp_path / "x.png")])
-    assert res.exit_code == 1 and "--synthetic" in res.output
+    assert res.exit_code == 2 and "--synthetic" in res.output
     res = runner.invoke(app, ["mp3d", "sheet", "--skybox-dir", str(tmp_path), "--data-dir", str(tmp_path),
                               "--scan", "nope", "--out", str(tmp_path / "x.png")])
-    assert res.exit_code == 1 and "nope_connectivity.json" in res.output
+    assert res.exit_code == 2 and "nope_connectivity.json" in res.output
 
 
 def test_check_reports_missing_faces(tmp_path):

@@ -8,6 +8,8 @@ import importlib
 
 import typer
 
+from navtune.cli.errors import guard_app
+
 app = typer.Typer(
     name="navtune",
     help="Fine-tune and evaluate vision-language models as embodied navigation agents.",
@@ -44,6 +46,7 @@ def _register() -> None:
             app.add_typer(mod.app, name=group)
         else:
             mod.register(app)
+    guard_app(app)  # every command ends with one `error: ...` line (exit 2) on navtune's errors
 
 
 _register()

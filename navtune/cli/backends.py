@@ -20,8 +20,9 @@ def register(app: typer.Typer) -> None:
 
 
 def _fail(msg: str) -> None:
-    typer.secho(f"error: {msg}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(1)
+    from navtune.cli.errors import fail
+
+    fail(msg)
 
 
 def _sheet_image(views: list, headings_deg: list[float], columns: int, title: str):
@@ -128,8 +129,10 @@ def check(
         total_missing += len(missing)
         table.add_row(s, str(len(vps)), str(len(vps) - len(missing)), missing[0] if missing else "")
     Console().print(table)
-    if total_missing:
-        _fail(f"{total_missing} viewpoint(s) without skybox images under {skybox_dir}")
+    if total_missing:  # a check that found gaps (exit 1), not bad input (exit 2)
+        typer.secho(f"error: {total_missing} viewpoint(s) without skybox images under {skybox_dir}",
+                    fg=typer.colors.RED, err=True)
+        raise typer.Exit(1)
     typer.echo("all viewpoints have skybox images")
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import typer
 
 from navtune.cli.config_options import PLUGIN_OPTION, import_plugin_modules
+from navtune.cli.errors import user_errors
 
 app = typer.Typer(help="Collect trajectories into navtune episode datasets.", no_args_is_help=True)
 
@@ -29,11 +30,8 @@ def _reward(gamma: float | None, success_bonus: float | None, collision: float |
 def _user_errors():
     """Bad input (a missing folder, a malformed episode file, settings that differ from the dataset being
     resumed) ends with one line naming the file and field, not a traceback."""
-    try:
+    with user_errors(ValueError, KeyError, FileNotFoundError):
         yield
-    except (ValueError, KeyError, FileNotFoundError) as e:
-        typer.echo(f"error: {e}", err=True)
-        raise typer.Exit(2) from None
 
 
 def _done(summary) -> None:
@@ -282,13 +280,15 @@ def export_hf(
 
 @app.command("verify")
 def verify(dataset: Path = typer.Argument(..., help="navtune dataset folder")) -> None:
-    """Decode every frame of a dataset; exits 1 naming the first missing/corrupt frame."""
+    """Check a dataset: every manifest line (a torn last line too) and every frame (decodes as a PNG of the
+    dataset's one size); exits 1 naming the first problem."""
+    from navtune.core.errors import one_line
     from navtune.data.format import DatasetFormatError, EpisodeDataset
 
     try:
         ds = EpisodeDataset(dataset)
         n = ds.verify()
-    except DatasetFormatError as e:
-        typer.echo(f"error: {e}", err=True)
+    except DatasetFormatError as e:  # the check's verdict (exit 1), not a usage error (exit 2)
+        typer.echo(f"error: {one_line(e)}", err=True)
         raise typer.Exit(1)
     typer.echo(f"{dataset}: {len(ds)} episodes, {ds.num_steps} steps, {n} frames ok")

@@ -23,13 +23,13 @@ def register(app: typer.Typer) -> None:
         folder: `navtune eval --agent vlm --model OUT/final` needs no other flag), evaluates every rung with the
         baselines on held-out houses (95 % intervals) and writes an HTML report and OUT/summary.json. Prints the
         headline table, each stage's paired difference against the rung below it, and the report's path."""
+        from navtune.cli.errors import fail
         from navtune.demo import DemoError, run_demo
 
         try:
             res = run_demo(out, quick=quick, show=not quiet, test_seeds=test_seeds)
         except DemoError as e:
-            typer.echo(f"error: {e}", err=True)
-            raise typer.Exit(2)
+            fail(e)
         typer.echo(res["table"])
         if res.get("paired"):
             typer.echo("\n" + res["paired"])

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from navtune.cli.config_options import PLUGIN_OPTION, import_plugin_modules
+from navtune.cli.errors import fail
 
 _HEADLINE = ("sr", "spl", "ndtw", "ne", "epa", "valid_action_pct", "steps", "soft_spl", "distance_to_goal")
 
@@ -56,8 +57,7 @@ def register(app: typer.Typer) -> None:
             cfg = build_config(cfg_cls, values)
             result = run_eval(out, spec, task, cfg, num_shards, shard_id, name)
         except (ValueError, KeyError, FileNotFoundError, ImportError) as e:
-            typer.echo(f"error: {e}", err=True)
-            raise typer.Exit(2)
+            fail(e)
         typer.echo(f"{result['written']} episodes evaluated -> {result['results']}")
         if result["summary"] is not None:
             typer.echo(_fmt_summary(result["summary"]))
@@ -81,7 +81,6 @@ def register(app: typer.Typer) -> None:
             expected = None if allow_missing else [e.episode_id for e in load_episodes(EvalTask.from_dict(info["task"]))]
             summary = merge_shards(run_dir, expected)
         except (RunFolderError, ValueError) as e:
-            typer.echo(f"error: {e}", err=True)
-            raise typer.Exit(2)
+            fail(e)
         typer.echo(_fmt_summary(summary))
         typer.echo(json.dumps({k: v for k, v in summary.items() if k != "agent"}))

@@ -38,7 +38,6 @@ def register(app: typer.Typer) -> None:
             summary = mine_failures(policy, task, load_episodes(task), out, cfg.num_envs, cfg.processes, cfg.failure,
                                     keep_unsuccessful, depth=task.depth, progress=cfg.progress)
         except (ValueError, KeyError, FileNotFoundError, ImportError) as e:
-            typer.echo(f"error: {e}", err=True)
-            raise typer.Exit(2)
+            ev.fail(e)
         typer.echo(summary.line())
         return None

@@ -5,6 +5,8 @@ from pathlib import Path
 
 import typer
 
+from navtune.cli.errors import fail
+
 app = typer.Typer(help="Models: tiny local Qwen2.5-VL builds and checkpoint info.", no_args_is_help=True)
 
 
@@ -35,8 +37,7 @@ def info(model: str = typer.Argument(..., help="hub id or local folder")) -> Non
     try:
         lm = load_model(model)
     except (FileNotFoundError, ValueError, OSError) as e:
-        typer.echo(f"error: {e}", err=True)
-        raise typer.Exit(2) from None
+        fail(e)
     cfg = lm.model.config
     t = cfg.get_text_config()
     typer.echo(f"{model}: {cfg.model_type}, hidden {t.hidden_size}, layers {t.num_hidden_layers}, "

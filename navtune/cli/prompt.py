@@ -1,7 +1,6 @@
 """`navtune prompt ...`: inspect what a prompt format renders."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
@@ -61,12 +60,13 @@ def show(
     """Print the rendered prompt text (images as <|vision_start|><|image_pad|><|vision_end|>)."""
     from navtune.agents.prompts import load_system_prompt
 
+    from navtune.core.errors import NavtuneError
+    from navtune.core.io import read_json
+
     try:
-        data = json.loads(case.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise typer.BadParameter(f"{case}: file not found") from None
-    except json.JSONDecodeError as e:
-        raise typer.BadParameter(f"{case}: not valid JSON: {e}") from None
+        data = read_json(case)
+    except NavtuneError as e:
+        raise typer.BadParameter(str(e)) from None
     if not isinstance(data, dict):
         raise typer.BadParameter(f"{case}: must hold a JSON object")
     sp = load_system_prompt(system_prompt) if system_prompt else None

@@ -20,9 +20,7 @@ _VFOV = typer.Option(None, "--vfov", help="Camera vertical fov in degrees (overr
                      "fov = vfov x 4/3, MatterSim's navigability formula).")
 
 
-def _fail(e: Exception) -> None:
-    typer.echo(f"error: {e}", err=True)
-    raise typer.Exit(2)
+from navtune.cli.errors import fail as _fail  # noqa: E402  (one line, exit 2)
 
 
 def _setup(preset: str | None, headings: str | None, vfov: float | None):
@@ -47,9 +45,12 @@ def _setup(preset: str | None, headings: str | None, vfov: float | None):
 
 
 def _load(data_dir: Path, split: str):
-    from navtune.tasks.r2r import load_graphs, load_r2r_split
+    """The split's episodes and graphs; an empty split is an error (there is nothing to score or replay)."""
+    from navtune.tasks.r2r import R2RDataError, load_graphs, load_r2r_split, split_path
 
     episodes = load_r2r_split(data_dir, split)
+    if not episodes:
+        raise R2RDataError(split_path(data_dir, split), "holds no episodes (an empty list)")
     return episodes, load_graphs(data_dir, {e.scan for e in episodes})
 
 
@@ -93,6 +94,10 @@ def replay(
     extra = [i for i in predictions if i not in by_id]
     if extra:
         typer.echo(f"warning: ignoring {len(extra)} predictions not in split {split!r}", err=True)
+    if len(extra) == len(predictions):
+        _fail(R2RDataError(preds, f"none of its {len(predictions)} instr_ids is an episode of split {split!r}",
+                           field="instr_id"))
+    missing = sum(1 for i in by_id if i not in predictions)
     if actions is not None:
         try:
             acts = actions_by_instr_id(load_actions(actions), [i for i in predictions if i in by_id], actions)
@@ -104,7 +109,8 @@ def replay(
     report = replay_predictions(predictions, by_id, graphs, progress=sys.stderr.isatty(), config=nav, actions=acts)
     for m in report.mismatches[:show]:
         typer.echo(f"  {m.instr_id} step {m.step}: {m.reason}")
-    typer.echo(f"episodes: {report.episodes}  steps: {report.steps}")
+    gap = f" ({missing} of the split's {len(by_id)} have no prediction)" if missing else ""
+    typer.echo(f"episodes: {report.episodes}{gap}  steps: {report.steps}")
     typer.echo(f"mismatches: {report.num_mismatches}")
     if strict and report.num_mismatches:
         raise typer.Exit(1)

@@ -21,6 +21,7 @@ def register(app: typer.Typer) -> None:
         top-down maps of agent vs expert paths, frame strips.
 
         Example: navtune report runs/forward runs/sft --name forward --name SFT --out runs/report"""
+        from navtune.cli.errors import fail
         from navtune.evaluation.results import RunFolderError
         from navtune.viz import build_report, load_run, markdown_table
         from navtune.viz.report import paired_table
@@ -29,8 +30,7 @@ def register(app: typer.Typer) -> None:
             path = build_report(run_dirs, out, names or None, episodes, episode_id or None, title)
             runs = [load_run(p, names[i] if i < len(names) else None) for i, p in enumerate(run_dirs)]
         except (RunFolderError, ValueError) as e:
-            typer.echo(f"error: {e}", err=True)
-            raise typer.Exit(2)
+            fail(e)
         typer.echo(markdown_table(runs))
         if len(runs) > 1:
             try:

@@ -18,18 +18,13 @@ app = typer.Typer(help="Train navigation VLMs: SFT (seed-1 recipe) and offline R
 
 def _run(cfg) -> None:
     from rich.console import Console
-    from rich.markup import escape
 
-    from navtune.data.format import DatasetFormatError
-    from navtune.trainers.freeze import TrainSetupError
+    from navtune.cli.errors import user_errors
     from navtune.trainers.run import describe, train
 
     console = Console(stderr=True)
-    try:
+    with user_errors(FileNotFoundError):  # navtune's errors (dataset, model, run folder, lock) and missing files
         result = train(cfg)
-    except (TrainSetupError, DatasetFormatError, FileNotFoundError) as e:
-        console.print(f"[red]error:[/red] {escape(str(e))}", soft_wrap=True)
-        raise typer.Exit(2) from None
     if not result.global_zero:
         return
     info = describe(result)

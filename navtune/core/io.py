@@ -7,6 +7,8 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
+from navtune.core.errors import NavtuneError
+
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write to a temp file in the same folder, fsync, then rename over `path`."""
@@ -61,12 +63,49 @@ def append_jsonl_rows(path: str | os.PathLike, rows: Iterable[dict]) -> None:
         os.fsync(f.fileno())
 
 
-def read_jsonl(path: str | os.PathLike) -> list[dict]:
+def decode_json(data: bytes | str, file: str | os.PathLike | None = None, where: str | None = None,
+                error: type[NavtuneError] = NavtuneError) -> Any:
+    """Parse JSON text from a file; every way it can be bad is `error` naming the file (and `where`, e.g.
+    "line 3"): not UTF-8, not JSON, a number too long for Python's int-string limit, nesting too deep."""
+    if isinstance(data, bytes):
+        try:
+            data = data.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise error.at(file, f"not valid UTF-8 (byte {e.start})", where=where) from None
+    try:
+        return json.loads(data)
+    except json.JSONDecodeError as e:
+        raise error.at(file, f"not valid JSON (line {e.lineno}, column {e.colno}: {e.msg})", where=where) from None
+    except RecursionError:
+        raise error.at(file, "not valid JSON: nested too deeply", where=where) from None
+    except ValueError as e:  # e.g. "Exceeds the limit (4300 digits) for integer string conversion"
+        raise error.at(file, f"not valid JSON: {str(e)[:200]}", where=where) from None
+
+
+def read_json(path: str | os.PathLike, error: type[NavtuneError] = NavtuneError, what: str = "file") -> Any:
+    """The parsed JSON of a file, or `error` naming it (missing, unreadable, not UTF-8, not JSON)."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise error.at(path, f"{what} not found") from None
+    except IsADirectoryError:
+        raise error.at(path, f"{what} is a folder, not a file") from None
+    except OSError as e:
+        raise error.at(path, f"cannot read {what}: {e.strerror or e}") from None
+    return decode_json(data, path, error=error)
+
+
+def read_jsonl(path: str | os.PathLike, error: type[NavtuneError] = NavtuneError) -> list[dict]:
     """All complete JSON lines of a file (a torn last line from a crash is ignored)."""
-    return list(iter_jsonl(path))
+    return list(iter_jsonl(path, error))
 
 
-def iter_jsonl(path: str | os.PathLike) -> Iterator[dict]:
+def iter_jsonl(path: str | os.PathLike, error: type[NavtuneError] = NavtuneError, torn_tail: str = "ignore"
+               ) -> Iterator[Any]:
+    """The JSON values of a JSONL file, one per non-blank line. A bad line is `error` naming the file and the
+    line, except the last line when it has no newline (a torn append from a crash): it is skipped, or an
+    error with ``torn_tail="error"`` (what `navtune collect verify` asks)."""
     path = Path(path)
     if not path.exists():
         return
@@ -76,11 +115,14 @@ def iter_jsonl(path: str | os.PathLike) -> Iterator[dict]:
         if not raw.strip():
             continue
         try:
-            yield json.loads(raw)
-        except json.JSONDecodeError as e:
-            if i == len(lines) - 1:  # torn last line (no trailing newline)
+            yield decode_json(raw, path, where=f"line {i + 1}", error=error)
+        except NavtuneError:
+            if i == len(lines) - 1 and torn_tail == "ignore":  # torn last line (no trailing newline)
                 return
-            raise ValueError(f"{path}: line {i + 1} is not valid JSON: {e}") from e
+            if i == len(lines) - 1:
+                raise error.at(path, "the last line is torn (an interrupted write; resuming the run that wrote "
+                               "it repairs it)", where=f"line {i + 1}") from None
+            raise
 
 
 def write_jsonl(path: str | os.PathLike, rows: Iterable[dict]) -> None:

@@ -8,11 +8,14 @@ Layout of a dataset folder (see docs/data.md)::
     episodes/<episode_id>/depth_<t>.png   depth before action t, 16-bit PNG in millimetres (0 = invalid)
 
 Commit protocol (why a crash at any point leaves no duplicate and no half episode): an episode's frames
-are written into ``episodes/.tmp-<id>-<pid>-<rand>/``; the folder is renamed to ``episodes/<id>``
-(atomic), then the manifest line is appended and fsynced (`navtune.core.io.append_jsonl`; a torn last
-line is ignored on read and repaired on the next append). An episode exists iff its manifest line does.
-Opening a writer on an existing folder (resume) skips committed ids and deletes stray temp folders and
-renamed-but-uncommitted episode folders.
+are written into ``episodes/.tmp-<id>-<pid>-<rand>/`` (marked as navtune's unfinished work by a
+``.navtune-partial`` file); the folder is renamed to ``episodes/<id>`` (atomic), then the manifest line
+is appended and fsynced (`navtune.core.io.append_jsonl`; a torn last line is ignored on read and repaired
+on the next append), then the mark is removed. An episode exists iff its manifest line does.
+Opening a writer on an existing folder (resume) skips committed ids and deletes only what navtune marked
+as its own unfinished work: temp folders and marked episode folders without a manifest line. Anything
+else in the folder is left alone, symbolic links are never followed, and one process writes a folder at
+a time (`navtune.core.lock.FolderLock`; a second writer gets an error naming the holder's pid).
 """
 from __future__ import annotations
 
@@ -29,7 +32,9 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 import numpy as np
 
 from navtune.core.actions import ACTION_SPACES, STOP_ACTIONS
-from navtune.core.io import append_jsonl, append_jsonl_rows, atomic_write_json, read_jsonl, write_jsonl
+from navtune.core.errors import NavtuneError, is_finite_number
+from navtune.core.paths import check_relative, resolve_inside, safe_name
+from navtune.core.io import append_jsonl, append_jsonl_rows, atomic_write_json, read_json, read_jsonl, write_jsonl
 from navtune.data.rewards import RewardConfig, discounted_returns, step_rewards
 from navtune.envs.protocol import Pose
 
@@ -39,11 +44,12 @@ INFO_FILE = "dataset_info.json"
 MANIFEST_FILE = "manifest.jsonl"
 EPISODES_DIR = "episodes"
 TMP_PREFIX = ".tmp-"
+PARTIAL_MARK = ".navtune-partial"  # inside a frame folder navtune has not committed yet
 DEPTH_SCALE = 1000.0  # depth PNG units per metre (millimetres)
 _ID_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
 
 
-class DatasetFormatError(ValueError):
+class DatasetFormatError(NavtuneError):
     """A malformed dataset folder or manifest; the message names the file, episode and field."""
 
 
@@ -92,12 +98,13 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def check_episode_id(episode_id: str) -> str:
-    """Episode ids become folder names: letters, digits, `_`, `.`, `-`, not starting with a dot."""
-    if not isinstance(episode_id, str) or not _ID_RE.match(episode_id) or episode_id in (".", ".."):
-        raise DatasetFormatError(
-            f"episode id {episode_id!r} cannot be a folder name (use letters, digits, '_', '.', '-')"
-        )
+def check_episode_id(episode_id: str, file: str | os.PathLike | None = None) -> str:
+    """Episode ids become folder names: letters, digits, `_`, `.`, `-`, not starting with a dot
+    (`navtune.core.paths.safe_name`, narrowed to a portable character set)."""
+    safe_name(episode_id, file, "episode_id", DatasetFormatError)
+    if not _ID_RE.match(episode_id):
+        raise DatasetFormatError(f"episode id {episode_id[:80]!r} cannot be a folder name (use letters, digits, "
+                                 "'_', '.', '-')", file=file, field="episode_id")
     return episode_id
 
 
@@ -187,8 +194,10 @@ class EpisodeBuilder:
     def _tmp_dir(self) -> Path:
         if self._tmp is None:
             name = f"{TMP_PREFIX}{self.episode_id}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-            self._tmp = self.root / EPISODES_DIR / name
-            self._tmp.mkdir(parents=True)
+            tmp = self.root / EPISODES_DIR / name
+            tmp.mkdir(parents=True)
+            (tmp / PARTIAL_MARK).touch()  # navtune's own unfinished work: a resume may delete it
+            self._tmp = tmp
         return self._tmp
 
     def add(self, step: StepData) -> None:
@@ -276,7 +285,14 @@ class DatasetWriter:
     Only one process commits (the collector's main process); workers only build `PendingEpisode`s."""
 
     def __init__(self, root: str | os.PathLike, info: Mapping[str, Any]):
+        from navtune.core.lock import FolderLock
+
         self.root = Path(root)
+        for name in (INFO_FILE, MANIFEST_FILE, EPISODES_DIR):
+            if (self.root / name).is_symlink():
+                raise DatasetFormatError("is a symbolic link; navtune writes datasets only into real files and "
+                                         "folders", file=self.root / name)
+        self._lock = FolderLock(self.root, what="dataset").acquire()  # one writer per folder
         self.info = {"format": FORMAT_NAME, "version": FORMAT_VERSION, **dict(info)}
         self.reward = RewardConfig.from_dict(self.info.get("reward", RewardConfig().to_dict()))
         self.info["reward"] = self.reward.to_dict()
@@ -295,22 +311,31 @@ class DatasetWriter:
             atomic_write_json(info_path, self.info)
         self.manifest_path = self.root / MANIFEST_FILE
         self.committed: set[str] = set()
-        for row in read_jsonl(self.manifest_path):
-            eid = row.get("episode_id")
+        for k, row in enumerate(read_jsonl(self.manifest_path, DatasetFormatError)):
+            eid = row.get("episode_id") if isinstance(row, dict) else None
+            if not isinstance(eid, str):
+                raise DatasetFormatError("missing or not a string", file=self.manifest_path,
+                                         where=f"episode #{k}", field="episode_id")
             if eid in self.committed:
                 raise DatasetFormatError(f"{self.manifest_path}: episode {eid!r} is listed twice")
             self.committed.add(eid)
         self.cleaned = self._clean()
 
     def _clean(self) -> list[str]:
-        """Delete what a crash left behind: temp folders and episode folders without a manifest line."""
+        """Delete what a crash left behind, and only what navtune marked as its own unfinished work: temp
+        folders (``.tmp-<id>-...`` holding the partial mark) and marked episode folders without a manifest
+        line. Committed folders lose a leftover mark; symbolic links and anything unmarked stay."""
         removed = []
         ep_dir = self.root / EPISODES_DIR
-        if ep_dir.is_dir():
+        if ep_dir.is_dir() and not ep_dir.is_symlink():
             for p in sorted(ep_dir.iterdir()):
-                if p.name.startswith(TMP_PREFIX) or (p.is_dir() and p.name not in self.committed):
-                    shutil.rmtree(p) if p.is_dir() else p.unlink()
+                if p.is_symlink() or not p.is_dir() or not _is_partial(p):
+                    continue
+                if p.name.startswith(TMP_PREFIX) or p.name not in self.committed:
+                    shutil.rmtree(p)
                     removed.append(p.name)
+                else:  # committed, but the crash came before the mark was removed
+                    (p / PARTIAL_MARK).unlink()
         return removed
 
     def has(self, episode_id: str) -> bool:
@@ -335,14 +360,18 @@ class DatasetWriter:
                         shutil.rmtree(q.tmp_dir, ignore_errors=True)
                 raise DatasetFormatError(f"{self.manifest_path}: episode {eid!r} is already committed")
             batch.add(eid)
-        moved = False
+        self._lock.acquire()  # again, if `finalize` released it
+        moved = []
         for p in pendings:
             if p.tmp_dir:
                 final = self.root / EPISODES_DIR / p.record["episode_id"]
-                if final.exists():  # left by a crash between rename and manifest append
+                if final.is_symlink() or (final.exists() and not _is_partial(final)):
+                    raise DatasetFormatError("exists and was not written by navtune (no partial mark); move it "
+                                             "away or write to another --out folder", file=final)
+                if final.exists():  # navtune's, left by a crash between rename and manifest append
                     shutil.rmtree(final)
                 os.replace(p.tmp_dir, final)
-                moved = True
+                moved.append(final)
         if moved:
             _fsync_dir(self.root / EPISODES_DIR)
         if len(pendings) == 1:
@@ -350,14 +379,29 @@ class DatasetWriter:
         elif pendings:
             append_jsonl_rows(self.manifest_path, [p.record for p in pendings])
         self.committed |= batch
+        for final in moved:  # committed: no longer navtune's to delete
+            (final / PARTIAL_MARK).unlink(missing_ok=True)
 
     def finalize(self) -> int:
         """Rewrite the manifest (atomically) in source order, so that parallel and resumed collections
         give byte-identical manifests. Returns the episode count."""
-        rows = read_jsonl(self.manifest_path)
+        rows = read_jsonl(self.manifest_path, DatasetFormatError)
         rows.sort(key=lambda r: (r.get("order", 0), r["episode_id"]))
         write_jsonl(self.manifest_path, rows)
+        self.close()
         return len(rows)
+
+    def close(self) -> None:
+        """Release the folder's lock (`finalize` does; a later commit takes it again)."""
+        self._lock.release()
+
+
+def _is_partial(folder: Path) -> bool:
+    """Whether `folder` holds navtune's partial mark (a regular file, not a link)."""
+    try:
+        return (folder / PARTIAL_MARK).lstat().st_mode & 0o170000 == 0o100000
+    except OSError:
+        return False
 
 
 def _normalise(info: Mapping[str, Any]) -> Any:
@@ -367,19 +411,19 @@ def _normalise(info: Mapping[str, Any]) -> Any:
 
 
 def _read_info(root: Path) -> dict[str, Any]:
-    import json
-
     path = root / INFO_FILE
-    try:
-        info = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DatasetFormatError(f"{root}: not a navtune dataset (no {INFO_FILE})") from None
-    except json.JSONDecodeError as e:
-        raise DatasetFormatError(f"{path}: not valid JSON: {e}") from e
+    if not path.exists():
+        raise DatasetFormatError(f"not a navtune dataset (no {INFO_FILE})", file=root)
+    info = read_json(path, DatasetFormatError)
     if not isinstance(info, dict) or info.get("format") != FORMAT_NAME:
-        raise DatasetFormatError(f"{path}: field 'format' must be {FORMAT_NAME!r}")
+        raise DatasetFormatError(f"must be {FORMAT_NAME!r}", file=path, field="format")
     if info.get("version") != FORMAT_VERSION:
-        raise DatasetFormatError(f"{path}: field 'version' is {info.get('version')!r}, this navtune reads {FORMAT_VERSION}")
+        raise DatasetFormatError(f"is {info.get('version')!r}, this navtune reads {FORMAT_VERSION}", file=path,
+                                 field="version")
+    space = info.get("action_space")
+    if space is not None and (not isinstance(space, str) or space not in ACTION_SPACES):
+        raise DatasetFormatError(f"must be one of {sorted(ACTION_SPACES)} (got {space!r})", file=path,
+                                 field="action_space")
     return info
 
 
@@ -485,6 +529,24 @@ class EpisodeRecord(_ManifestFields):
         return [s.action for s in self.steps]
 
 
+def _check_pose(pose: Any, bad: Any, field: str, where: str | None) -> None:
+    if not isinstance(pose, dict) or "x" not in pose or "y" not in pose:
+        raise bad("must be an object {x, y, z, heading}", field, where)
+    for k, v in pose.items():
+        if not is_finite_number(v):
+            raise bad(f"{k} must be a finite number (got {v!r})", field, where)
+
+
+def _check_distance(value: Any, bad: Any, field: str, where: str | None, nonnegative: bool = True) -> None:
+    """null (unknown) or a finite number (>= 0 for distances): NaN / inf rewards or distances are refused
+    when read, before a trainer turns them into a NaN loss."""
+    if value is None:
+        return
+    if not is_finite_number(value) or (nonnegative and value < 0):
+        want = "a finite number >= 0" if nonnegative else "a finite number"
+        raise bad(f"must be null or {want} (got {value!r})", field, where)
+
+
 class EpisodeDataset:
     """Read access to a dataset folder: episodes from the manifest as typed read-only `EpisodeRecord`s,
     frames decoded on demand."""
@@ -495,31 +557,93 @@ class EpisodeDataset:
         self.manifest_path = self.root / MANIFEST_FILE
         self.episodes: list[EpisodeRecord] = []
         self._index: dict[str, int] = {}
-        for i, row in enumerate(read_jsonl(self.manifest_path)):
+        for i, row in enumerate(read_jsonl(self.manifest_path, DatasetFormatError)):
             self._validate(row, i)
             ep = EpisodeRecord.from_manifest(row)
             self._index[ep.episode_id] = len(self.episodes)
             self.episodes.append(ep)
 
     def _validate(self, ep: Any, i: int) -> None:
-        where = f"{self.manifest_path}: episode #{i}"
+        """Every field a reader relies on, so that a bad manifest line is one error naming the manifest, the
+        episode and the field, and nothing wrong is trained on: actions in the episode's action space, finite
+        numbers (poses, distances, rewards), step indices, num_steps, frame paths inside the folder."""
+        file = self.manifest_path
+
+        def bad(what: str, field: str | None = None, where: str | None = None) -> DatasetFormatError:
+            return DatasetFormatError(what, file=file, where=where or f"episode {eid!r}", field=field)
+
         if not isinstance(ep, dict):
-            raise DatasetFormatError(f"{where}: not a JSON object")
+            raise DatasetFormatError("not a JSON object", file=file, where=f"episode #{i}")
         eid = ep.get("episode_id")
-        where = f"{self.manifest_path}: episode {eid!r}"
+        if not isinstance(eid, str):
+            raise DatasetFormatError("missing or not a string", file=file, where=f"episode #{i}", field="episode_id")
+        check_episode_id(eid, file)
         for f in _EPISODE_FIELDS:
             if f not in ep:
-                raise DatasetFormatError(f"{where}: field {f!r} is missing")
+                raise bad("missing", f)
         if eid in self._index:
-            raise DatasetFormatError(f"{where}: listed twice")
-        if not isinstance(ep["steps"], list):
-            raise DatasetFormatError(f"{where}: field 'steps' must be a list")
-        for t, s in enumerate(ep["steps"]):
+            raise bad("listed twice", "episode_id")
+        if not isinstance(ep["task"], str) or not isinstance(ep["scene"], (str, int)) or isinstance(ep["scene"], bool):
+            raise bad("must be a string", "task" if not isinstance(ep["task"], str) else "scene")
+        space = ep["action_space"]
+        if not isinstance(space, str) or space not in ACTION_SPACES:
+            raise bad(f"must be one of {sorted(ACTION_SPACES)} (got {space!r})", "action_space")
+        declared = self.info.get("action_space")
+        if declared is not None and space != declared:
+            raise bad(f"is {space!r} but {INFO_FILE} declares {declared!r}", "action_space")
+        actions = ACTION_SPACES[space]
+        steps = ep["steps"]
+        if not isinstance(steps, list):
+            raise bad("must be a list", "steps")
+        n = ep.get("num_steps", len(steps))
+        if n != len(steps) or isinstance(n, bool):
+            raise bad(f"is {n!r} but the episode lists {len(steps)} steps (a torn or edited manifest)", "num_steps")
+        for key in ("success_radius", "path_length"):
+            if key in ep and not is_finite_number(ep[key]):
+                raise bad(f"must be a finite number (got {ep[key]!r})", key)
+        for key in ("instruction", "target"):
+            if ep.get(key) is not None and not isinstance(ep[key], str):
+                raise bad("must be a string", key)
+        for key in ("goal", "info", "final"):
+            if ep.get(key) is not None and not isinstance(ep[key], dict):
+                raise bad("must be an object", key)
+        if ep.get("start") is not None:
+            _check_pose(ep["start"], bad, "start", None)
+        final = ep.get("final") or {}
+        if final.get("pose") is not None:
+            _check_pose(final["pose"], bad, "final.pose", None)
+        _check_distance(final.get("geodesic_distance"), bad, "final.geodesic_distance", None)
+        for t, s in enumerate(steps):
+            where = f"episode {eid!r}: step {t}"
+            if not isinstance(s, dict):
+                raise bad("not a JSON object", None, where)
             for f in _STEP_FIELDS:
-                if not isinstance(s, dict) or f not in s:
-                    raise DatasetFormatError(f"{where}: step {t}: field {f!r} is missing")
-            if s["t"] != t:
-                raise DatasetFormatError(f"{where}: step {t}: field 't' is {s['t']!r}")
+                if f not in s:
+                    raise bad("missing", f, where)
+            if s["t"] != t or isinstance(s["t"], bool):
+                raise bad(f"is {s['t']!r}, expected {t}", "t", where)
+            if s["action"] not in actions:
+                raise bad(f"{s['action']!r} is not an action of the {space!r} space ({', '.join(actions)})",
+                          "action", where)
+            if s.get("expert_action") is not None and s["expert_action"] not in actions:
+                raise bad(f"{s['expert_action']!r} is not an action of the {space!r} space ({', '.join(actions)})",
+                          "expert_action", where)
+            allowed = s.get("allowed_actions") or []
+            if not isinstance(allowed, list) or any(a not in actions for a in allowed):
+                raise bad(f"must list actions of the {space!r} space ({', '.join(actions)})", "allowed_actions", where)
+            _check_pose(s["pose"], bad, "pose", where)
+            for key in ("geodesic_distance", "reward", "return"):
+                _check_distance(s.get(key), bad, key, where, nonnegative=key == "geodesic_distance")
+            if not isinstance(s.get("collision", False), bool):
+                raise bad("must be true or false", "collision", where)
+            if s.get("info") is not None and not isinstance(s["info"], dict):
+                raise bad("must be an object", "info", where)
+            for kind in ("rgb", "depth"):
+                if s.get(kind) is not None:
+                    try:
+                        check_relative(s[kind], file, kind)
+                    except NavtuneError as e:
+                        raise bad(e.what, kind, where) from None
 
     def __len__(self) -> int:
         return len(self.episodes)
@@ -561,7 +685,11 @@ class EpisodeDataset:
         rel = ep.steps[t].frame(kind)
         if rel is None:
             raise FrameError(f"{self.root}: episode {ep.episode_id!r} step {t}: no {kind} frame was recorded")
-        return self.root / rel
+        try:  # a frame path from the manifest never leads outside the dataset folder (.., absolute, links)
+            return resolve_inside(self.root, rel, self.manifest_path, kind)
+        except NavtuneError as e:
+            raise FrameError(e.what, file=self.manifest_path, where=f"episode {ep.episode_id!r}: step {t}",
+                             field=kind) from None
 
     def _load(self, episode: str | EpisodeRecord, t: int, kind: str) -> np.ndarray:
         from PIL import Image, UnidentifiedImageError
@@ -571,11 +699,15 @@ class EpisodeDataset:
         where = f"{self.root}: episode {ep.episode_id!r} step {t}: {kind} frame {path.name}"
         try:
             with Image.open(path) as img:
+                if img.get_format_mimetype() != "image/png":  # e.g. a JPEG renamed .png: not what was recorded
+                    raise FrameError(f"{where} is not a PNG (it is {img.format or 'unknown'})")
                 img.load()
                 arr = np.array(img)
         except FileNotFoundError:
             raise FrameError(f"{where} is missing") from None
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+            if isinstance(e, FrameError):
+                raise
             raise FrameError(f"{where} is corrupt: {e}") from e
         if kind == "rgb" and (arr.ndim != 3 or arr.shape[-1] < 3 or arr.dtype != np.uint8):
             raise FrameError(f"{where} is not an 8-bit RGB image ({arr.dtype} {arr.shape})")
@@ -598,13 +730,30 @@ class EpisodeDataset:
         return Image.fromarray(self.load_rgb(episode, t))
 
     def verify(self) -> int:
-        """Decode every frame; raise `FrameError` on the first missing/corrupt one. Returns frames checked."""
+        """Check the whole folder; raise on the first problem, return the number of frames checked: the
+        manifest's last line is complete (not torn by a crash), every frame decodes as a PNG of the expected
+        kind, and all frames have one size, the one `dataset_info.json` declares (width x height) if any."""
+        from navtune.core.io import iter_jsonl
+
+        for _ in iter_jsonl(self.manifest_path, DatasetFormatError, torn_tail="error"):
+            pass
+        w, h = self.info.get("width"), self.info.get("height")
+        size = (w, h) if is_finite_number(w) and is_finite_number(h) else None
+        size_from = f"{INFO_FILE} (width x height)"
         n = 0
         for ep, s in self.iter_steps():
             for kind in ("rgb", "depth"):
-                if s.frame(kind) is not None:
-                    self._load(ep, s.t, kind)
-                    n += 1
+                if s.frame(kind) is None:
+                    continue
+                arr = self._load(ep, s.t, kind)
+                got = (arr.shape[1], arr.shape[0])
+                if size is None:
+                    size, size_from = got, f"episode {ep.episode_id!r} step {s.t} {kind}"
+                elif got != size:
+                    raise FrameError(f"is {got[0]}x{got[1]} but {size_from} is {size[0]}x{size[1]}",
+                                     file=self.manifest_path, where=f"episode {ep.episode_id!r}: step {s.t}",
+                                     field=kind)
+                n += 1
         return n
 
 

@@ -73,10 +73,12 @@ def _features(level: str, frames: bool):
     )
 
 
-def _frame(root: Path, rel: str | None, frames: bool) -> Any:
+def _frame(ds: EpisodeDataset, ep: EpisodeRecord, t: int, kind: str, frames: bool) -> Any:
+    rel = ep.steps[t].frame(kind)
     if rel is None:
         return None
-    return {"path": str((root / rel).resolve()), "bytes": None} if frames else rel
+    # the dataset's own path check: a manifest path never makes the export read (and embed) another file
+    return {"path": str(ds.frame_path(ep, t, kind).resolve()), "bytes": None} if frames else rel
 
 
 def _meta(ep: EpisodeRecord) -> dict:
@@ -127,8 +129,8 @@ def to_hf_dataset(root: str | os.PathLike | EpisodeDataset, level: str = "step",
                         "done": s.t == len(steps) - 1,
                         "distance_traveled": s.info.get("distance_traveled"),
                         "viewpoint": s.info.get("viewpoint"),
-                        "rgb": _frame(ds.root, s.rgb, frames),
-                        "depth": _frame(ds.root, s.depth, frames),
+                        "rgb": _frame(ds, ep, s.t, "rgb", frames),
+                        "depth": _frame(ds, ep, s.t, "depth", frames),
                     }
                 )
         else:
@@ -141,8 +143,8 @@ def to_hf_dataset(root: str | os.PathLike | EpisodeDataset, level: str = "step",
                     "collisions": [s.collision for s in steps],
                     "rewards": [s.reward for s in steps],
                     "returns": [s.ret for s in steps],
-                    "rgb": [_frame(ds.root, s.rgb, frames) for s in steps if s.rgb],
-                    "depth": [_frame(ds.root, s.depth, frames) for s in steps if s.depth],
+                    "rgb": [_frame(ds, ep, s.t, "rgb", frames) for s in steps if s.rgb],
+                    "depth": [_frame(ds, ep, s.t, "depth", frames) for s in steps if s.depth],
                 }
             )
     features = _features(level, frames)
@@ -152,11 +154,54 @@ def to_hf_dataset(root: str | os.PathLike | EpisodeDataset, level: str = "step",
     return hfd.Dataset.from_dict(cols, features=features)
 
 
+def check_hf_out(root: str | os.PathLike, out: str | os.PathLike) -> None:
+    """Refuse an export folder that would damage data: the dataset folder itself or a folder inside it, a
+    folder holding a navtune dataset (`save_to_disk` overwrites its dataset_info.json), or any other
+    non-empty folder that is not an earlier Hugging Face export (its files would be mixed with ours)."""
+    from navtune.core.lock import LOCK_FILE
+    from navtune.core.paths import inside
+    from navtune.data.format import INFO_FILE, MANIFEST_FILE, DatasetFormatError
+
+    root, out = Path(root), Path(out)
+    if inside(out, root):
+        raise DatasetFormatError(f"is the dataset folder {root} (or inside it); export to another folder", file=out)
+    if inside(root, out):
+        raise DatasetFormatError(f"holds the dataset folder {root}; export to another folder", file=out)
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise DatasetFormatError("exists and is not a folder", file=out)
+    if (out / MANIFEST_FILE).exists() or _is_navtune_info(out / INFO_FILE):
+        raise DatasetFormatError("holds a navtune dataset; exporting there would overwrite its dataset_info.json",
+                                 file=out)
+    if any(p.name != LOCK_FILE for p in out.iterdir()) and not (out / "state.json").is_file():
+        raise DatasetFormatError("is not empty and is not an earlier Hugging Face export; use a new folder",
+                                 file=out)
+
+
+def _is_navtune_info(path: Path) -> bool:
+    import json
+
+    from navtune.data.format import FORMAT_NAME
+
+    try:
+        return json.loads(path.read_bytes()).get("format") == FORMAT_NAME
+    except FileNotFoundError:
+        return False
+    except (ValueError, AttributeError, RecursionError, OSError):
+        return True  # unreadable: do not overwrite it
+
+
 def save_hf(root: str | os.PathLike, out: str | os.PathLike, level: str = "step") -> Path:
-    """Write the folder as a self-contained HF dataset (frame bytes embedded) at `out`."""
+    """Write the folder as a self-contained HF dataset (frame bytes embedded) at `out` (see `check_hf_out`
+    for the folders it refuses)."""
+    from navtune.core.lock import FolderLock
+
+    check_hf_out(root, out)
     ds = to_hf_dataset(root, level=level, frames=True)
     out = Path(out)
-    ds.save_to_disk(str(out))
+    with FolderLock(out, what="Hugging Face export"):
+        ds.save_to_disk(str(out))
     return out
 
 

@@ -27,7 +27,7 @@ from torch.utils.data import Dataset
 
 from navtune.agents.prompts.base import IMAGE_PAD, image_token_count, merge_size_of, tokenize_rendered
 from navtune.core.actions import ACTION_SPACES
-from navtune.data.format import EpisodeDataset, split_by_scene
+from navtune.data.format import DatasetFormatError, EpisodeDataset, split_by_scene
 
 IGNORE_INDEX = -100
 
@@ -95,14 +95,20 @@ class FormatSamples(Dataset):
             missing = wanted - {self.ds[i].episode_id for i in self.episodes}
             if missing:
                 raise KeyError(f"{self.ds.manifest_path}: no episode(s) {sorted(missing)[:5]}")
+        manifest = self.ds.manifest_path
         for i in self.episodes:
             ep = self.ds[i]
+            if not ep.steps:
+                raise DatasetFormatError("is empty: an episode without steps has nothing to train on",
+                                         file=manifest, where=f"episode {ep.episode_id!r}", field="steps")
             for s in ep.steps:
+                where = f"episode {ep.episode_id!r}: step {s.t}"
                 if s.rgb is None:
-                    raise ValueError(f"{self.ds.root}: episode {ep.episode_id!r} step {s.t}: no rgb frame "
-                                     "(a VLM needs images; collect with a renderer)")
+                    raise DatasetFormatError("no rgb frame (a VLM needs images; collect with a renderer)",
+                                             file=manifest, where=where, field="rgb")
                 if target == "expert" and s.expert_action is None:
-                    raise ValueError(f"{self.ds.root}: episode {ep.episode_id!r} step {s.t}: no expert_action")
+                    raise DatasetFormatError("missing (--target expert needs the expert's action at every step)",
+                                             file=manifest, where=where, field="expert_action")
 
     # ------------------------------------------------------------ steps -> prompt inputs
     def step_inputs(self, e: int) -> tuple[list[Any], list[str], list[str]]:

@@ -198,6 +198,7 @@ class Demo:
 
         resume = "last" if (Path(cfg.out) / "checkpoints" / "last.ckpt").exists() else None
         cfg.resume = resume
+        cfg.overwrite = resume is None  # the demo owns this folder: without a checkpoint, start it afresh
         if train_source is None:
             return train(cfg, callbacks=[Tick()])
         from navtune.agents.models.loading import load_processor

@@ -108,6 +108,10 @@ def load_vlm(model: str, adapter: str | None = None, dtype: str = "float32", dev
     if adapter:
         from peft import PeftModel
 
+        from navtune.agents.models.loading import check_model_files
+
+        if not is_hub_id(adapter):
+            check_model_files(adapter, required="adapter_config.json")
         m = PeftModel.from_pretrained(m, adapter).merge_and_unload()
     m.eval()
     return m, loaded.processor

@@ -151,14 +151,21 @@ class EvalEpisode(Generic[E]):
 
 
 def load_episodes(task: EvalTask) -> list[EvalEpisode]:
-    """The task's episodes in file order (the first `limit`); ids must be unique."""
+    """The task's episodes in file order (the first `limit`); ids must be unique plain names (they name the
+    episode's frame folder in a run and its folder in a dataset: `navtune.core.paths.safe_name`), whatever
+    backend (or plugin) read them."""
+    from navtune.core.errors import NavtuneError
+    from navtune.core.paths import safe_name
+
     out = backend_spec(task.backend).load_episodes(task)
     if task.limit is not None:
         out = out[: task.limit]
     ids = [e.episode_id for e in out]
+    src = task.episodes or f"{task.data_dir}/R2R_{task.split}.json"
+    for eid in ids:
+        safe_name(eid, src, "episode_id")
     if len(set(ids)) != len(ids):
-        src = task.episodes or f"{task.data_dir}/R2R_{task.split}.json"
-        raise ValueError(f"{src}: episode ids are not unique")
+        raise NavtuneError("episode ids are not unique", file=src, field="episode_id")
     return out
 
 
@@ -283,12 +290,8 @@ def _graph_env(task: EvalTask) -> NavEnv:
     from navtune.tasks.r2r import load_connectivity
     from navtune.tasks.r2r.setups import get_setup
 
-    graphs: dict[str, Any] = {}
-
-    def graph_for(scan: str):
-        if scan not in graphs:
-            graphs[scan] = load_connectivity(task.data_dir, scan)
-        return graphs[scan]
+    def graph_for(scan: str):  # load_connectivity keeps a bounded per-process cache of graphs
+        return load_connectivity(task.data_dir, scan)
 
     radius = task.success_radius if task.success_radius is not None else \
         episode_set_settings(task.data_dir).get("success_radius")
@@ -319,27 +322,23 @@ def _needs_r2r_folder(task: EvalTask) -> None:
 
 def episode_set_settings(data_dir: str | None) -> dict[str, float]:
     """The R2R-format folder's own task settings (EPISODE_SET_FILE; {} when it has none)."""
-    import json
-    import math
+    from navtune.core.errors import NavtuneError, is_finite_number
+    from navtune.core.io import read_json
 
     if not data_dir:
         return {}
     path = os.path.join(data_dir, EPISODE_SET_FILE)
     if not os.path.isfile(path):
         return {}
-    try:
-        raw = json.loads(open(path, encoding="utf-8").read())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ValueError(f"{path}: not a readable JSON file ({e})") from None
+    raw = read_json(path)
     if not isinstance(raw, dict):
-        raise ValueError(f"{path}: expected a JSON object")
+        raise NavtuneError("expected a JSON object", file=path)
     out: dict[str, float] = {}
     for key, kind in (("max_steps", int), ("success_radius", float)):
         if key in raw:
             v = raw[key]
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0 \
-                    or (kind is int and int(v) != v):
-                raise ValueError(f"{path}: field '{key}' must be a positive {kind.__name__} (got {v!r})")
+            if not is_finite_number(v) or v <= 0 or (kind is int and int(v) != v):
+                raise NavtuneError(f"must be a positive {kind.__name__} (got {v!r})", file=path, field=key)
             out[key] = kind(v)
     return out
 

@@ -30,6 +30,7 @@ from navtune.agents.policy import Policy, act_with_expert
 from navtune.core.config import option
 from navtune.core.actions import STOP_ACTIONS
 from navtune.core.io import append_jsonl, atomic_write_bytes, read_jsonl
+from navtune.core.paths import safe_name
 from navtune.envs.protocol import Observation, StepResult
 from navtune.data.collectors.common import geodesic_of
 from navtune.evaluation.backends import EvalEpisode, EvalTask
@@ -111,7 +112,10 @@ def _save_frames(frames_dir: Path, frames: Sequence[np.ndarray]) -> None:
 
 
 def finished_ids(results_path: str | Path) -> set[str]:
-    return {r["episode_id"] for r in read_jsonl(results_path)}
+    from navtune.evaluation.results import RunFolderError, check_row
+
+    return {check_row(r, results_path, k)["episode_id"]
+            for k, r in enumerate(read_jsonl(results_path, RunFolderError), start=1)}
 
 
 def build_row(run: _Run, task: EvalTask, metrics: dict, cfg: EvalConfig, policy_name: str,
@@ -315,7 +319,8 @@ class _EvalLoop:
             if r.frames:
                 if r.obs.rgb is not None:  # the final view, after the last action
                     r.frames.append(_thumb(r.obs.rgb, self.cfg.frame_size))
-                _save_frames(self.frames_root / r.ep.episode_id, r.frames)
+                # the id was checked when the episodes were loaded; checked again where it becomes a folder
+                _save_frames(self.frames_root / safe_name(r.ep.episode_id, self.results_path, "episode_id"), r.frames)
                 frames_rel = f"frames/{r.ep.episode_id}"
             row = build_row(r, self.task, metrics[s], self.cfg, self.policy.name, frames_rel)
             row["wall_s"] = round(time.perf_counter() - r.t0, 3)

@@ -16,7 +16,8 @@ import os
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from navtune.core.io import atomic_write_json, read_jsonl, write_jsonl
+from navtune.core.errors import NavtuneError, is_finite_number
+from navtune.core.io import atomic_write_json, read_json, write_jsonl
 from navtune.evaluation.backends import BACKENDS
 from navtune.evaluation.registry import task_metric_keys
 from navtune.metrics.failures import FAILURE_MODES
@@ -29,7 +30,7 @@ PREDICTIONS_FILE = "predictions.json"
 EXTRA_KEYS = ("epa", "valid_action_pct", "collisions", "stuck", "oscillation", "collision")
 
 
-class RunFolderError(ValueError):
+class RunFolderError(NavtuneError):
     """A run folder that cannot be resumed, merged or reported; the message names the file."""
 
 
@@ -52,7 +53,7 @@ def metric_keys(task: str, rows: Sequence[dict] = ()) -> tuple[str, ...]:
 def task_of_run(info: dict) -> str | None:
     """The task name of a run folder's run.json (None when its backend is not registered here)."""
     backend = info.get("task", {}).get("backend", "graph")
-    return BACKENDS.get(backend).task if backend in BACKENDS else None
+    return BACKENDS.get(backend).task if isinstance(backend, str) and backend in BACKENDS else None
 
 
 def summarize(rows: Sequence[dict], task: str | None = None) -> dict:
@@ -69,7 +70,7 @@ def summarize(rows: Sequence[dict], task: str | None = None) -> dict:
             ci = mean_interval(vals)
             out[f"{k}_ci95"] = list(ci) if ci is not None else None
     out["episodes"] = len(rows)
-    out["failure_rates"] = {m: (sum(bool(r["failures"][m]) for r in rows) / len(rows) if rows else None)
+    out["failure_rates"] = {m: (sum(bool(r.get("failures", {}).get(m)) for r in rows) / len(rows) if rows else None)
                             for m in FAILURE_MODES + ("failed",)}
     return out
 
@@ -92,15 +93,44 @@ def write_run_info(run_dir: str | os.PathLike, info: dict) -> None:
 
 
 def load_run_info(run_dir: str | os.PathLike) -> dict:
-    import json
-
     path = Path(run_dir) / RUN_FILE
     if not path.is_file():
         raise RunFolderError(f"{path}: not found (not a navtune eval run folder)")
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise RunFolderError(f"{path}: not valid JSON ({e})") from None
+    info = read_json(path, RunFolderError)
+    if not isinstance(info, dict):
+        raise RunFolderError("must hold a JSON object", file=path)
+    for key in ("agent", "task"):
+        if not isinstance(info.get(key, {}), dict):
+            raise RunFolderError("must be an object", file=path, field=key)
+    return info
+
+
+def check_row(row: object, file: str | os.PathLike, k: int) -> dict:
+    """The k-th result row (1-based) as the summary, merge and report read it (episode_id, metrics,
+    failures, order, frames), or a `RunFolderError` naming the file, the row and the field."""
+    where = f"row {k}"
+    if not isinstance(row, dict):
+        raise RunFolderError("not a JSON object", file=file, where=where)
+    if not isinstance(row.get("episode_id"), str):
+        raise RunFolderError("missing or not a string", file=file, where=where, field="episode_id")
+    for key in ("metrics", "failures"):
+        if not isinstance(row.get(key, {}), dict):
+            raise RunFolderError("must be an object", file=file, where=where, field=key)
+    if "metrics" not in row:
+        raise RunFolderError("missing", file=file, where=where, field="metrics")
+    for k, v in row["metrics"].items():  # NaN is "not defined for this episode" (skipped); inf is not a value
+        if v is not None and not (is_finite_number(v) or (isinstance(v, float) and math.isnan(v))):
+            raise RunFolderError(f"must be a number or null (got {v!r})", file=file, where=where, field=f"metrics.{k}")
+    order = row.get("order", 0)
+    if isinstance(order, bool) or not isinstance(order, int):
+        raise RunFolderError(f"must be an integer (got {order!r})", file=file, where=where, field="order")
+    for key in ("task", "scene", "frames"):
+        if row.get(key) is not None and not isinstance(row[key], str):
+            raise RunFolderError("must be a string", file=file, where=where, field=key)
+    for key in ("actions", "poses", "trajectory", "collided"):
+        if row.get(key) is not None and not isinstance(row[key], list):
+            raise RunFolderError("must be a list", file=file, where=where, field=key)
+    return row
 
 
 def load_rows(run_dir: str | os.PathLike) -> list[dict]:
@@ -111,11 +141,15 @@ def load_rows(run_dir: str | os.PathLike) -> list[dict]:
         raise RunFolderError(f"{run_dir}: no {RESULTS_FILE} or shard result files")
     rows: dict[str, dict] = {}
     for f in files:
-        for k, r in enumerate(read_jsonl(f)):
-            if "episode_id" not in r or "metrics" not in r:
-                raise RunFolderError(f"{f}: line {k + 1} lacks field 'episode_id' or 'metrics'")
+        for r in _read_rows(f):
             rows.setdefault(r["episode_id"], r)
     return sorted(rows.values(), key=lambda r: r.get("order", 0))
+
+
+def _read_rows(file: Path) -> list[dict]:
+    from navtune.core.io import iter_jsonl
+
+    return [check_row(r, file, k) for k, r in enumerate(iter_jsonl(file, RunFolderError), start=1)]
 
 
 def write_predictions(run_dir: str | os.PathLike, rows: Iterable[dict]) -> Path | None:
@@ -150,7 +184,14 @@ def finalize_run(run_dir: str | os.PathLike, rows: Sequence[dict] | None = None,
 def merge_shards(run_dir: str | os.PathLike, expected: Sequence[str] | None = None) -> dict:
     """Combine the shard files of a run into episodes.jsonl (episode order, each episode once), then
     write the summary and predictions. Errors list missing episodes when `expected` is given."""
+    from navtune.core.lock import FolderLock
+
     run_dir = Path(run_dir)
+    with FolderLock(run_dir, what=f"eval run ({RESULTS_FILE})", name=f".{RESULTS_FILE}.lock"):
+        return _merge_shards(run_dir, expected)
+
+
+def _merge_shards(run_dir: Path, expected: Sequence[str] | None) -> dict:
     shards = sorted(run_dir.glob("episodes.shard-*.jsonl"))
     if not shards:
         raise RunFolderError(f"{run_dir}: no shard files (episodes.shard-*-of-*.jsonl) to merge")
@@ -159,7 +200,7 @@ def merge_shards(run_dir: str | os.PathLike, expected: Sequence[str] | None = No
         raise RunFolderError(f"{run_dir}: shard files from different --num-shards values: {sorted(s.name for s in shards)}")
     rows: dict[str, dict] = {}
     for f in shards:
-        for r in read_jsonl(f):
+        for r in _read_rows(f):
             rows.setdefault(r["episode_id"], r)
     ordered = sorted(rows.values(), key=lambda r: r.get("order", 0))
     if expected is not None:

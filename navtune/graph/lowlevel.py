@@ -325,7 +325,11 @@ class LowLevelNavigator:
         raise ValueError(f"unknown low-level action {action!r}; expected one of {', '.join(self.action_space)}")
 
 
-_NAVIGATORS: "weakref.WeakKeyDictionary[NavGraph, dict[tuple, LowLevelNavigator]]" = weakref.WeakKeyDictionary()
+#: Navigators kept per process, least recently used evicted. (Keyed weakly by graph they were never freed:
+#: each navigator holds its graph, so the key stayed alive, and a run over thousands of houses grew ~0.1 MiB
+#: per house.) 64 holds every scan of an R2R split in use at once with room to spare.
+NAVIGATOR_CACHE_SIZE = 64
+_NAVIGATORS: "OrderedDict[tuple[int, float, NavigatorConfig], LowLevelNavigator]" = OrderedDict()
 
 
 def navigator_for(graph: NavGraph, hfov: float | None = None, config: NavigatorConfig | None = None) -> LowLevelNavigator:
@@ -333,9 +337,12 @@ def navigator_for(graph: NavGraph, hfov: float | None = None, config: NavigatorC
     are built once, however many envs of the process visit the graph)."""
     config = config if config is not None else NavigatorConfig()
     hfov = float(hfov) if hfov is not None else config.camera.hfov
-    per_graph = _NAVIGATORS.setdefault(graph, {})
-    key = (hfov, config)
-    nav = per_graph.get(key)
-    if nav is None:
-        nav = per_graph[key] = LowLevelNavigator(graph, hfov, config)
+    key = (id(graph), hfov, config)  # a cached navigator holds its graph, so the id is not reused meanwhile
+    nav = _NAVIGATORS.get(key)
+    if nav is None or nav.graph is not graph:
+        nav = _NAVIGATORS[key] = LowLevelNavigator(graph, hfov, config)
+        while len(_NAVIGATORS) > NAVIGATOR_CACHE_SIZE:
+            _NAVIGATORS.popitem(last=False)
+    else:
+        _NAVIGATORS.move_to_end(key)
     return nav

@@ -16,31 +16,35 @@ Every problem raises `HabitatDataError` naming the file, the episode and the fie
 from __future__ import annotations
 
 import gzip
-import json
 import math
 import os
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 import numpy as np
 
+from navtune.core.errors import NavtuneError, is_finite_number
+from navtune.core.io import decode_json
+from navtune.core.paths import check_relative, safe_name
 from navtune.tasks.objectnav import DEFAULT_MAX_STEPS, DEFAULT_SUCCESS_DISTANCE, ObjectGoal, ObjectNavEpisode
 
 VLNCE_SUCCESS_DISTANCE = 3.0
 VLNCE_MAX_STEPS = 500
 
 
-class HabitatDataError(ValueError):
+class HabitatDataError(NavtuneError):
     """A malformed habitat dataset file; the message names the file, the episode and the field."""
 
-    def __init__(self, file: str | os.PathLike, message: str, episode: Any = None, field: str | None = None):
-        where = [str(file)]
-        if episode is not None:
-            where.append(f"episode {episode}")
-        if field is not None:
-            where.append(f"field {field!r}")
-        super().__init__(f"{': '.join(where)}: {message}")
+    def __init__(self, file: str | os.PathLike, message: str, episode: Any = None, field: str | None = None,
+                 where: str | None = None):
+        super().__init__(message, file=file, field=field,
+                         where=where if episode is None else f"episode {episode}")
+
+    @classmethod
+    def at(cls, file, message, field=None, where=None) -> "HabitatDataError":
+        return cls(file if file is not None else "<input>", message, field=field, where=where)
 
 
 # ------------------------------------------------------------------------------------ frame mapping
@@ -104,13 +108,13 @@ def read_json_gz(path: str | os.PathLike) -> Any:
         raise HabitatDataError(path, "file not found")
     try:
         if path.suffix == ".gz":
-            with gzip.open(path, "rt", encoding="utf-8") as f:
-                return json.load(f)
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, EOFError) as e:
+            with gzip.open(path, "rb") as f:
+                data = f.read()
+        else:
+            data = path.read_bytes()
+    except (OSError, EOFError, zlib.error) as e:
         raise HabitatDataError(path, f"not a readable gzip file ({e})") from None
-    except json.JSONDecodeError as e:
-        raise HabitatDataError(path, f"not valid JSON (line {e.lineno}, column {e.colno}: {e.msg})") from None
+    return decode_json(data, path, error=HabitatDataError)
 
 
 class _Fields:
@@ -131,7 +135,7 @@ class _Fields:
         return self.d[name]
 
     def num(self, value: Any, name: str) -> float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        if not is_finite_number(value):
             raise self.fail(name, f"must be a finite number (got {value!r})")
         return float(value)
 
@@ -154,6 +158,23 @@ class _Fields:
             raise self.fail(name, f"must be a non-empty string (got {value!r})")
         return value
 
+    def scene_id(self) -> str:
+        """The scene path, relative to the scenes folder (no absolute path, no '..')."""
+        scene = self.text(self.req("scene_id"), "scene_id")
+        try:
+            check_relative(scene, self.file, "scene_id")
+        except NavtuneError as e:
+            raise self.fail("scene_id", e.what) from None
+        return scene
+
+    def episode_id(self, eid: str) -> str:
+        """navtune's id of the episode: it names folders (eval --save-frames, collect), so one plain name."""
+        try:
+            safe_name(eid, self.file, "episode_id")
+        except NavtuneError as e:
+            raise self.fail("episode_id", e.what) from None
+        return eid
+
 
 def _episode_list(file: Path, data: Any) -> list:
     eps = data.get("episodes") if isinstance(data, dict) else None
@@ -174,7 +195,11 @@ def _objectnav_goal(f: _Fields, g: Any, name: str) -> tuple[ObjectGoal, list[tup
     pos = f.vec3(g.get("position"), f"{name}.position")
     radius = g.get("radius")
     radius = 0.0 if radius is None else f.num(radius, f"{name}.radius")
+    if radius < 0:
+        raise f.fail(f"{name}.radius", f"must be >= 0 (got {radius})")
     views = []
+    if not isinstance(g.get("view_points") or [], list):
+        raise f.fail(f"{name}.view_points", "must be a list")
     for j, vp in enumerate(g.get("view_points") or []):
         state = vp.get("agent_state") if isinstance(vp, dict) else None
         if not isinstance(state, dict):
@@ -203,12 +228,14 @@ def read_objectnav_file(
     out = []
     for i, raw in enumerate(eps):
         f = _Fields(path, raw, i)
-        scene_id = f.text(f.req("scene_id"), "scene_id")
+        scene_id = f.scene_id()
         category = f.text(f.req("object_category"), "object_category")
         key = f"{os.path.basename(scene_id)}_{category}"
         raw_goals = raw.get("goals") or gbc.get(key)
         if not raw_goals:
             raise f.fail("goals", f"episode has no goals and goals_by_category has no key {key!r}")
+        if not isinstance(raw_goals, list):
+            raise f.fail("goals" if raw.get("goals") else f"goals_by_category[{key!r}]", "must be a list of goals")
         goals, views = [], []
         for j, g in enumerate(raw_goals):
             goal, v = _objectnav_goal(f, g, f"goals_by_category[{key!r}][{j}]" if not raw.get("goals") else f"goals[{j}]")
@@ -220,9 +247,11 @@ def read_objectnav_file(
         if info_in.get("geodesic_distance") is None:
             raise f.fail("info.geodesic_distance", "is missing")
         geo = f.num(info_in["geodesic_distance"], "info.geodesic_distance")
+        if geo < 0:
+            raise f.fail("info.geodesic_distance", f"must be >= 0 (got {geo})")
         out.append(
             ObjectNavEpisode(
-                episode_id=f"{scene_name(scene_id)}:{f.eid}",
+                episode_id=f.episode_id(f"{scene_name(scene_id)}:{f.eid}"),
                 scene_id=scene_id,
                 start_position=f.vec3(f.req("start_position"), "start_position"),
                 start_heading=f.heading(),
@@ -324,11 +353,15 @@ def read_vlnce_file(path: str | os.PathLike, max_steps: int = VLNCE_MAX_STEPS) -
             raise f.fail("reference_path", "must be a list of [x, y, z]")
         info_in = raw.get("info") or {}
         geo = info_in.get("geodesic_distance") if isinstance(info_in, dict) else None
+        if geo is not None and f.num(geo, "info.geodesic_distance") < 0:
+            raise f.fail("info.geodesic_distance", f"must be >= 0 (got {geo})")
+        if radius is not None and f.num(radius, "goals[0].radius") <= 0:
+            raise f.fail("goals[0].radius", f"must be > 0 (got {radius})")
         traj = raw.get("trajectory_id")
         out.append(
             VLNCEEpisode(
-                episode_id=str(f.eid),
-                scene_id=f.text(f.req("scene_id"), "scene_id"),
+                episode_id=f.episode_id(str(f.eid)),
+                scene_id=f.scene_id(),
                 start_position=f.vec3(f.req("start_position"), "start_position"),
                 start_heading=f.heading(),
                 instruction=f.text(text, "instruction.instruction_text"),

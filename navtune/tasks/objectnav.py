@@ -7,20 +7,21 @@ validated on read: a bad row raises `ObjectNavDataError` naming the file, the ep
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from navtune.core.io import atomic_write_json, write_jsonl
+from navtune.core.errors import NavtuneError, is_finite_number
+from navtune.core.io import atomic_write_json, decode_json, read_json, write_jsonl
+from navtune.core.paths import safe_name
 
 DEFAULT_SUCCESS_DISTANCE = 1.0
 DEFAULT_MAX_STEPS = 500
 
 
-class ObjectNavDataError(ValueError):
+class ObjectNavDataError(NavtuneError):
     """A malformed ObjectNav episode file; the message names file, episode and field."""
 
 
@@ -74,11 +75,11 @@ class ObjectNavEpisode:
     def from_dict(cls, d: Any, source: str = "<dict>") -> "ObjectNavEpisode":
         """Build and validate an episode; errors name `source`, the episode id and the field."""
         if not isinstance(d, dict):
-            raise ObjectNavDataError(f"{source}: episode is not a JSON object (got {type(d).__name__})")
+            raise ObjectNavDataError(f"episode is not a JSON object (got {type(d).__name__})", file=source)
         eid = d.get("episode_id", "?")
 
         def fail(fieldname: str, why: str) -> ObjectNavDataError:
-            return ObjectNavDataError(f"{source}: episode {eid!r}: field {fieldname!r} {why}")
+            return ObjectNavDataError(why, file=source, where=f"episode {eid!r}", field=fieldname)
 
         def req(fieldname: str) -> Any:
             if fieldname not in d:
@@ -86,7 +87,7 @@ class ObjectNavEpisode:
             return d[fieldname]
 
         def num(value: Any, fieldname: str) -> float:
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            if not is_finite_number(value):
                 raise fail(fieldname, f"must be a finite number (got {value!r})")
             return float(value)
 
@@ -98,6 +99,8 @@ class ObjectNavEpisode:
         episode_id = req("episode_id")
         if not isinstance(episode_id, str) or not episode_id:
             raise fail("episode_id", "must be a non-empty string")
+        # the id names the episode's folders (eval --save-frames, collect, mine): one plain name, no '/' or '..'
+        safe_name(episode_id, source, "episode_id", ObjectNavDataError)
         scene_id = req("scene_id")
         if not isinstance(scene_id, str) or not scene_id:
             raise fail("scene_id", "must be a non-empty string")
@@ -171,21 +174,13 @@ def read_episodes(path: str | os.PathLike) -> list[ObjectNavEpisode]:
     path = Path(path)
     if not path.is_file():
         raise ObjectNavDataError(f"{path}: no such ObjectNav episode file")
-    text = path.read_text(encoding="utf-8")
     rows: list[tuple[str, Any]] = []
     if path.suffix == ".jsonl":
-        for i, line in enumerate(text.splitlines()):
-            if not line.strip():
-                continue
-            try:
-                rows.append((f"{path}:{i + 1}", json.loads(line)))
-            except json.JSONDecodeError as e:
-                raise ObjectNavDataError(f"{path}: line {i + 1} is not valid JSON: {e}") from e
+        for i, line in enumerate(path.read_bytes().split(b"\n")):
+            if line.strip():
+                rows.append((f"{path}:{i + 1}", decode_json(line, path, f"line {i + 1}", ObjectNavDataError)))
     else:
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise ObjectNavDataError(f"{path}: not valid JSON: {e}") from e
+        data = read_json(path, ObjectNavDataError, "ObjectNav episode file")
         items = data.get("episodes") if isinstance(data, dict) else data
         if not isinstance(items, list):
             raise ObjectNavDataError(f"{path}: expected a list of episodes or {{'episodes': [...]}}")

@@ -97,6 +97,9 @@ class TrainConfig:
     num_workers: int = option(0, help="DataLoader workers decoding frames")
     # runs
     resume: str | None = option(None, help="Lightning checkpoint to continue from, or 'last'")
+    overwrite: bool = option(False, help="start a new run in a non-empty --out folder: its previous run's "
+                             "checkpoints, logs, final model and loss history are deleted (without this or "
+                             "--resume, a non-empty --out is refused)")
     checkpoint_every: int = option(0, help="optimizer steps between checkpoints (0: every epoch)")
     log_every: int = option(1, help="optimizer steps between log lines")
     progress: bool = option(True, flag=("--quiet", "-q"), cli_type=bool, cli_default=False, to_field=lambda q: not q,

@@ -6,26 +6,28 @@ module, ``model.visual``; freezing it freezes both. LoRA targets are matched wit
 """
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from navtune.core.errors import NavtuneError
 from navtune.trainers.config import LORA_TARGET_REGEX, LoraConfig
 
 
-class TrainSetupError(ValueError):
+class TrainSetupError(NavtuneError):
     """A model, adapter or dataset that cannot be trained as asked (message names the file and field)."""
 
 
 def read_config_json(path: Path) -> dict:
     """A checkpoint's JSON config (config.json, adapter_config.json), or an error naming the file."""
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise TrainSetupError(f"{path}: not valid JSON ({e})") from None
+    from navtune.core.io import read_json
+
+    cfg = read_json(path, TrainSetupError)
+    if not isinstance(cfg, dict):
+        raise TrainSetupError("must hold a JSON object", file=path)
+    return cfg
 
 
 def vision_module(model: nn.Module) -> nn.Module:
@@ -103,6 +105,9 @@ def check_adapter_matches(adapter_dir: str | Path, model: nn.Module) -> None:
         raise TrainSetupError(f"{adapter_dir}: not a peft adapter folder (no adapter_config.json)")
     if not weights.is_file():
         raise TrainSetupError(f"{adapter_dir}: adapter_model.safetensors is missing")
+    from navtune.agents.models.loading import check_model_files
+
+    check_model_files(adapter_dir, required="adapter_config.json")
     acfg = read_config_json(cfg_file)
     if acfg.get("peft_type", "LORA") != "LORA":
         raise TrainSetupError(f"{cfg_file}: peft_type {acfg.get('peft_type')!r} is not LORA")

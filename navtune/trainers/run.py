@@ -9,6 +9,11 @@ Outputs under ``cfg.out``::
     final/                        the trained model: a full HF folder (safetensors) or a peft adapter
                                   (adapter_model.safetensors + adapter_config.json), with the processor,
                                   system_prompt.txt, value_head.safetensors (AWR) and navtune_train.json
+    loss_history.jsonl            one line per optimizer step (trimmed to the checkpoint's step on resume)
+
+One run per folder: a non-empty ``out`` is refused unless ``--resume`` (continue it) or ``--overwrite``
+(delete the previous run's files, only those), and the folder is locked while training
+(`navtune.core.lock.FolderLock`), so a second ``navtune train`` into it fails naming the first one's pid.
 """
 from __future__ import annotations
 
@@ -22,6 +27,7 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 
+from navtune.core.errors import one_line
 from navtune.core.hub import is_hub_id
 from navtune.core.io import atomic_write_json
 from navtune.trainers.config import AWRConfig, TrainConfig
@@ -48,6 +54,9 @@ def check_model_dir(path: str | Path) -> None:
                               f"({' / '.join(VL_MODEL_TYPES)}) with a 'vision_config'")
     if not any(p.glob("*.safetensors")) and not any(p.glob("*.bin")):
         raise TrainSetupError(f"{p}: no weights (*.safetensors) in the model folder")
+    from navtune.agents.models.loading import check_model_files
+
+    check_model_files(p)  # truncated weights, garbage tokenizer / processor files: one error naming the file
 
 
 def check_dataset_format(data_dir: str | Path, fmt: str) -> None:
@@ -68,8 +77,71 @@ def check_dataset_format(data_dir: str | Path, fmt: str) -> None:
             raise TrainSetupError(
                 f"{ds.manifest_path}: episode {ep.episode_id!r} field 'action_space' is {ep.action_space!r} "
                 f"but prompt format {fmt!r} speaks {' / '.join(want)} actions: dataset and format do not match")
+        if not ep.steps:
+            raise TrainSetupError("is empty: an episode without steps has nothing to train on",
+                                  file=ds.manifest_path, where=f"episode {ep.episode_id!r}", field="steps")
     if len(ds) == 0:
         raise TrainSetupError(f"{ds.manifest_path}: the dataset has no episodes")
+
+
+#: What a training run writes into its folder (what --overwrite deletes; nothing else is touched).
+RUN_ENTRIES = ("checkpoints", "logs", "final", "final.tmp", "loss_history.jsonl", "navtune_train.json")
+
+
+def check_checkpoint(path: str | Path) -> dict:
+    """Open a checkpoint the way resuming will (weights_only, memory-mapped: no weights are read) and
+    return it; a missing, truncated, non-checkpoint or pickled (weights_only refuses it) file is a
+    `TrainSetupError` naming it."""
+    import pickle
+    import zipfile
+
+    path = Path(path)
+    if not path.is_file():
+        raise TrainSetupError("checkpoint to resume from not found", file=path)
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except pickle.UnpicklingError as e:
+        raise TrainSetupError(f"refused: it holds pickled objects that weights_only loading does not allow "
+                              f"({one_line(e)[:200]}); navtune only resumes from its own checkpoints", file=path) from None
+    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as e:
+        raise TrainSetupError(f"not a readable checkpoint (truncated or corrupt?): {one_line(e)[:300]}",
+                              file=path) from None
+    if not isinstance(ckpt, dict) or not isinstance(ckpt.get("global_step"), int):
+        raise TrainSetupError("not a Lightning checkpoint", file=path, field="global_step")
+    return ckpt
+
+
+def prepare_run_folder(out: Path, resume: str | None, overwrite: bool) -> None:
+    """Refuse to mix two runs in one folder: a non-empty `out` needs `resume` (continue the run) or
+    `overwrite` (delete the previous run's own files, `RUN_ENTRIES`, and start afresh)."""
+    from navtune.core.lock import LOCK_FILE
+
+    present = sorted(p.name for p in out.iterdir() if p.name != LOCK_FILE) if out.is_dir() else []
+    if not present or resume:
+        return
+    if not overwrite:
+        raise TrainSetupError(f"is not empty (holds {', '.join(present[:5])}): it holds another run; pass --resume "
+                              "last to continue it, --overwrite to replace it, or a new --out folder", file=out)
+    for name in RUN_ENTRIES:
+        p = out / name
+        if p.is_symlink() or p.is_file():
+            p.unlink()
+        elif p.is_dir():
+            shutil.rmtree(p)
+
+
+def trim_history(out: Path, step: int) -> None:
+    """Drop loss-history lines after the checkpoint's optimizer step: the resumed run logs them again."""
+    from navtune.core.io import read_jsonl, write_jsonl
+    from navtune.trainers.module import HISTORY_FILE
+
+    path = out / HISTORY_FILE
+    if not path.exists():
+        return
+    rows = read_jsonl(path, TrainSetupError)
+    keep = [r for r in rows if isinstance(r, dict) and isinstance(r.get("step"), int) and r["step"] <= step]
+    if len(keep) != len(rows) or path.read_bytes()[-1:] not in (b"\n", b""):
+        write_jsonl(path, keep)
 
 
 def resolve_precision(precision: str, accelerator: str = "auto") -> str:
@@ -207,14 +279,45 @@ class RunResult:
 
 def train(cfg: TrainConfig, train_source=None, val_source=None, model=None, processor=None,
           callbacks: list[pl.Callback] | None = None) -> RunResult:
-    """Run SFT (TrainConfig) or AWR/RWR (AWRConfig). Sources default to cfg.data read with cfg.format."""
+    """Run SFT (TrainConfig) or AWR/RWR (AWRConfig) into `cfg.out` (one run per folder, locked while it
+    trains; see the module docstring). Sources default to cfg.data read with cfg.format."""
+    from lightning.pytorch.utilities import rank_zero_only
+
+    from navtune.core.lock import FolderLock
+
+    out = Path(cfg.out)
+    resume = cfg.resume
+    if resume == "last":
+        resume = str(out / "checkpoints" / "last.ckpt")
+    if model is None:
+        check_model_dir(cfg.model)
+    if train_source is None:  # inputs first: a bad model or dataset leaves no run folder behind
+        from navtune.trainers.sources import data_dirs
+
+        for d in data_dirs(cfg.data) + (data_dirs(cfg.val_data) if cfg.val_data else []):
+            check_dataset_format(d, cfg.format)
+    lock = None
+    if getattr(rank_zero_only, "rank", 0) == 0:  # DDP worker processes share rank 0's folder and lock
+        lock = FolderLock(out, what="training run").acquire()
+    try:
+        if lock is not None:
+            prepare_run_folder(out, resume, cfg.overwrite)
+            if resume:
+                trim_history(out, check_checkpoint(resume)["global_step"])
+        return _train(cfg, out, resume, train_source, val_source, model, processor, callbacks)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _train(cfg: TrainConfig, out: Path, resume: str | None, train_source, val_source, model, processor,
+           callbacks: list[pl.Callback] | None) -> RunResult:
     from lightning.pytorch.callbacks import ModelCheckpoint
     from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
     from navtune.trainers.datamodule import EpisodeDataModule
     from navtune.trainers.module import NavTrainModule
 
-    out = Path(cfg.out)
     # checkpoints are taken after the optimizer step on purpose (that is the state a resume continues from)
     warnings.filterwarnings("ignore", message=".*no pre-optimization state was saved.*")
     warnings.filterwarnings("ignore", message=".*`is_gradient_checkpointing` is deprecated.*")
@@ -222,10 +325,8 @@ def train(cfg: TrainConfig, train_source=None, val_source=None, model=None, proc
     if model is None:
         model, processor = load_trainable(cfg)
     if train_source is None:
-        from navtune.trainers.sources import data_dirs, dataset_source
+        from navtune.trainers.sources import dataset_source
 
-        for d in data_dirs(cfg.data) + (data_dirs(cfg.val_data) if cfg.val_data else []):
-            check_dataset_format(d, cfg.format)
         train_source = dataset_source(cfg, processor, cfg.data)
         if cfg.val_data:
             val_source = dataset_source(cfg, processor, cfg.val_data)
@@ -238,9 +339,10 @@ def train(cfg: TrainConfig, train_source=None, val_source=None, model=None, proc
     if "tensorboard" in cfg.loggers:
         loggers.append(TensorBoardLogger(out / "logs", name="tb", default_hp_metric=False))
     every = cfg.checkpoint_every or None
+    # enable_version_counter=False: a resumed run re-saving step=N overwrites it (no stray step=N-v1.ckpt)
     ckpt = ModelCheckpoint(dirpath=out / "checkpoints", filename="step={step}", auto_insert_metric_name=False,
                            every_n_train_steps=every, every_n_epochs=None if every else 1,
-                           save_top_k=-1, save_last=True, save_on_train_epoch_end=True)
+                           save_top_k=-1, save_last=True, save_on_train_epoch_end=True, enable_version_counter=False)
     cbs = [ckpt, ExportCallback(cfg, processor, out / "final"), *(callbacks or [])]
     trainer = pl.Trainer(
         accelerator=cfg.accelerator, devices=cfg.devices, num_nodes=cfg.num_nodes, strategy=make_strategy(cfg),
@@ -262,11 +364,6 @@ def train(cfg: TrainConfig, train_source=None, val_source=None, model=None, proc
     if trainer.is_global_zero:
         out.mkdir(parents=True, exist_ok=True)
         atomic_write_json(out / "navtune_train.json", cfg.to_dict())
-    resume = cfg.resume
-    if resume == "last":
-        resume = str(out / "checkpoints" / "last.ckpt")
-    if resume and not Path(resume).is_file():
-        raise TrainSetupError(f"checkpoint to resume from not found: {resume}")
     trainer.fit(module, datamodule=dm, ckpt_path=resume)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if isinstance(v, torch.Tensor) and v.numel() == 1}
     last = out / "checkpoints" / "last.ckpt"

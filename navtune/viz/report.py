@@ -15,11 +15,13 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from navtune.core.io import atomic_write_bytes, atomic_write_text
+from navtune.core.io import atomic_write_bytes, atomic_write_text, read_json
+from navtune.core.paths import resolve_inside
 from navtune.evaluation.registry import TASKS, task_metric_keys, task_spec
 from navtune.evaluation.results import (
     EXTRA_KEYS,
     SUMMARY_FILE,
+    RunFolderError,
     load_rows,
     load_run_info,
     metric_keys,
@@ -52,8 +54,8 @@ def load_run(path: str | Path, name: str | None = None) -> RunData:
     info = load_run_info(path)
     rows = load_rows(path)
     s_file = path / SUMMARY_FILE
-    summary = json.loads(s_file.read_text()) if s_file.exists() else summarize(rows)
-    if summary.get("episodes") != len(rows):  # summary older than the rows (e.g. an unmerged shard set)
+    summary = read_json(s_file, RunFolderError) if s_file.exists() else summarize(rows)
+    if not isinstance(summary, dict) or summary.get("episodes") != len(rows):  # summary older than the rows (e.g. an unmerged shard set)
         summary = summarize(rows)
     run = RunData(name or info.get("name") or path.name, path, info, summary, rows)
     run.by_id = {r["episode_id"]: r for r in rows}
@@ -262,7 +264,8 @@ def _titled(png: bytes, title: str) -> bytes:
 def episode_strip(run: RunData, row: dict, max_frames: int = 8) -> bytes | None:
     if not row.get("frames"):
         return None
-    folder = run.path / row["frames"]
+    # a results row names its frame folder: it must stay inside the run folder (no '..', absolute path, link)
+    folder = resolve_inside(run.path, row["frames"], run.path / "episodes.jsonl", "frames", RunFolderError)
     files = sorted(folder.glob("*.png"))
     if not files:
         return None

@@ -16,7 +16,54 @@ from transformers import AutoConfig, AutoProcessor, Qwen2_5_VLConfig, Qwen2_5_VL
 from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
 
 from navtune.agents.prompts.base import QWEN25VL_CHAT_TEMPLATE
+from navtune.core.errors import NavtuneError, one_line
 from navtune.core.hub import is_hub_id
+
+
+class ModelFolderError(NavtuneError):
+    """A model or adapter folder with a missing, corrupt or unreadable file (the message names it)."""
+
+
+#: JSON files of a model / processor / adapter folder that are checked before transformers reads them
+MODEL_JSON_FILES = ("config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json",
+                    "special_tokens_map.json", "processor_config.json", "preprocessor_config.json",
+                    "adapter_config.json", "model.safetensors.index.json")
+
+
+def check_model_files(folder: str | os.PathLike, required: str = "config.json") -> None:
+    """Check a local model (or peft adapter) folder before loading it, so that a bad file is one error
+    naming it instead of a traceback from deep inside transformers or tokenizers: `required` exists, every
+    JSON file parses to an object, every ``*.safetensors`` has a complete header (a truncated, empty or
+    garbage file is caught without reading the weights), and a sharded index names shards inside the folder."""
+    from safetensors import safe_open
+
+    from navtune.core.io import read_json
+    from navtune.core.paths import resolve_inside
+
+    folder = Path(folder)
+    if not (folder / required).is_file():
+        raise ModelFolderError(f"missing: {folder} is not a model folder", file=folder / required)
+    for name in MODEL_JSON_FILES:
+        path = folder / name
+        if path.exists() and not isinstance(read_json(path, ModelFolderError), dict):
+            raise ModelFolderError("must hold a JSON object", file=path)
+    index = folder / "model.safetensors.index.json"
+    if index.exists():
+        weight_map = read_json(index, ModelFolderError).get("weight_map")
+        if not isinstance(weight_map, dict):
+            raise ModelFolderError("must map parameter names to shard files", file=index, field="weight_map")
+        for shard in sorted(set(map(str, weight_map.values()))):
+            if not resolve_inside(folder, shard, index, "weight_map", ModelFolderError).is_file():
+                raise ModelFolderError(f"names shard {shard!r}, which is missing", file=index, field="weight_map")
+    for path in sorted(folder.glob("*.safetensors")):
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                f.keys()
+        except Exception as e:  # safetensors raises its own SafetensorError (an Exception) on a bad header
+            raise ModelFolderError(f"not a readable safetensors file (truncated or corrupt?): {one_line(e)}",
+                                   file=path) from None
+
+
 
 
 class ImageOnlyQwen2_5_VLProcessor(Qwen2_5_VLProcessor):
@@ -47,7 +94,7 @@ def load_processor(name_or_path: str | os.PathLike, min_pixels: int | None = Non
 
     register_processor()
     src = str(name_or_path)
-    tok = AutoTokenizer.from_pretrained(src)
+    tok = _loading(src, AutoTokenizer.from_pretrained, src, _file="tokenizer.json")
     img_kwargs: dict[str, Any] = {}
     if min_pixels is not None:
         img_kwargs["min_pixels"] = min_pixels
@@ -138,12 +185,29 @@ def load_model(name_or_path: str | os.PathLike, dtype: str | torch.dtype = "floa
     elif not Path(src).exists():
         raise FileNotFoundError(f"model folder not found: {src}")
     else:
-        config = AutoConfig.from_pretrained(src)
+        check_model_files(src)
+        config = _loading(src, AutoConfig.from_pretrained, src, _file="config.json")
     cls = {"qwen2_5_vl": Qwen2_5_VLForConditionalGeneration, "qwen2_vl": Qwen2VLForConditionalGeneration}.get(
         config.model_type)
     if cls is None:
-        raise ValueError(f"{src}: model_type {config.model_type!r} is not Qwen2-VL / Qwen2.5-VL")
-    model = cls.from_pretrained(src, dtype=parse_dtype(dtype), attn_implementation=_attn_implementation(
-        attn_implementation, device))
+        raise ModelFolderError(f"model_type {config.model_type!r} is not Qwen2-VL / Qwen2.5-VL",
+                               file=Path(src) / "config.json", field="model_type")
+    model = _loading(src, cls.from_pretrained, src, dtype=parse_dtype(dtype), _file="model.safetensors",
+                     attn_implementation=_attn_implementation(attn_implementation, device))
     model.to(device).eval()
-    return LoadedModel(model=model, processor=load_processor(src, **processor_kwargs), source=src)
+    return LoadedModel(model=model, processor=_loading(src, load_processor, src, **processor_kwargs), source=src)
+
+
+def _loading(src: str, fn: Any, *args: Any, _file: str | None = None, **kwargs: Any) -> Any:
+    """`fn(*args, **kwargs)` with whatever transformers / tokenizers raise on a bad local file turned into a
+    `ModelFolderError` naming the folder (files were checked first; this catches what the checks cannot see,
+    e.g. a tokenizer.json that is JSON but not a tokenizer)."""
+    if is_hub_id(src):
+        return fn(*args, **kwargs)
+    try:
+        return fn(*args, **kwargs)
+    except (NavtuneError, FileNotFoundError, MemoryError):
+        raise
+    except Exception as e:  # tokenizers raises plain Exception; transformers OSError / ValueError / KeyError
+        file = Path(src) / _file if _file and (Path(src) / _file).exists() else src
+        raise ModelFolderError(f"cannot be loaded: {type(e).__name__}: {one_line(e)[:500]}", file=file) from None

@@ -32,13 +32,10 @@ class ScanRenderer:
 
 
 def per_scan(scenes: Any) -> Callable[[str], ScanRenderer]:
-    """scan -> `ScanRenderer` over `scenes` (one adapter per scan), the `renderer` GraphNavEnv takes."""
-    cache: dict[str, ScanRenderer] = {}
+    """scan -> `ScanRenderer` over `scenes` (a light adapter made per call), the `renderer` GraphNavEnv takes."""
 
     def for_scan(scan: str) -> ScanRenderer:
-        if scan not in cache:
-            cache[scan] = ScanRenderer(scenes, scan)
-        return cache[scan]
+        return ScanRenderer(scenes, scan)
 
     return for_scan
 

@@ -3,6 +3,7 @@ a viewpoint and heading), and helpers to run `GraphNavEnv` on house graphs. One 
 every house of a process (it is reloaded when the scan changes)."""
 from __future__ import annotations
 
+from collections import OrderedDict
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
@@ -49,22 +50,28 @@ class HouseViewRenderer:
 
 
 class HouseRenderers:
-    """scan -> HouseViewRenderer sharing one world (pass as GraphNavEnv's `renderer`)."""
+    """scan -> HouseViewRenderer sharing one world (pass as GraphNavEnv's `renderer`). The last `keep`
+    renderers are kept (each holds its house graph): an evaluation over thousands of houses stays flat."""
 
     def __init__(self, width: int = 320, height: int = 240, vfov_deg: float = 60.0, depth: bool = True,
-                 cam_height: float = 1.5):
+                 cam_height: float = 1.5, keep: int = 8):
         self._kw = dict(width=width, height=height, vfov_deg=vfov_deg, depth=depth, cam_height=cam_height)
         self._world: "HouseWorld | None" = None
-        self._cache: dict[str, HouseViewRenderer] = {}
+        self._cache: OrderedDict[str, HouseViewRenderer] = OrderedDict()
+        self._keep = keep
 
     def __call__(self, scan: str) -> HouseViewRenderer:
-        if scan not in self._cache:
-            if self._world is None:
-                from navtune.envs.house.world import HouseWorld
+        if scan in self._cache:
+            self._cache.move_to_end(scan)
+            return self._cache[scan]
+        if self._world is None:
+            from navtune.envs.house.world import HouseWorld
 
-                self._world = HouseWorld(seed=seed_from_scene_id(scan), **self._kw)  # type: ignore[arg-type]
-            self._cache[scan] = HouseViewRenderer(scan, world=self._world, depth=bool(self._kw["depth"]))
-        return self._cache[scan]
+            self._world = HouseWorld(seed=seed_from_scene_id(scan), **self._kw)  # type: ignore[arg-type]
+        self._cache[scan] = r = HouseViewRenderer(scan, world=self._world, depth=bool(self._kw["depth"]))
+        while len(self._cache) > self._keep:
+            self._cache.popitem(last=False)
+        return r
 
     def close(self) -> None:
         if self._world is not None:

@@ -8,8 +8,6 @@ Poses come from `<connectivity>/<scan>_connectivity.json` (`pose`, row-major 4x4
 """
 from __future__ import annotations
 
-import json
-import math
 import os
 import threading
 from collections import OrderedDict
@@ -18,6 +16,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from navtune.core.errors import NavtuneError, is_finite_number
+from navtune.core.io import read_json
+from navtune.core.paths import safe_name
 from navtune.envs.mp3d.cubemap import NUM_FACES, render_depth, render_view
 from navtune.envs.mp3d.resize import lanczos4_resize
 from navtune.graph.lowlevel import Camera
@@ -26,28 +27,34 @@ SKYBOX_SUBDIR = "matterport_skybox_images"
 DEFAULT_FACE_SIZE = 512  # MatterSim's downsize_skybox.py size; enough for 320x240 at 60° vfov
 
 
-class SkyboxError(ValueError):
+class SkyboxError(NavtuneError):
     """Missing or malformed skybox / connectivity data; the message names the file (and field)."""
 
 
 def skybox_dir(skybox_root: str | os.PathLike, scan: str) -> Path:
-    return Path(skybox_root) / scan / SKYBOX_SUBDIR
+    """`<root>/<scan>/matterport_skybox_images` (a scan that is not a plain name is a `SkyboxError`)."""
+    return Path(skybox_root) / safe_name(scan, skybox_root, "scan", SkyboxError) / SKYBOX_SUBDIR
 
 
 def face_path(skybox_root: str | os.PathLike, scan: str, viewpoint: str, k: int) -> Path:
-    return skybox_dir(skybox_root, scan) / f"{viewpoint}_skybox{k}_sami.jpg"
+    return skybox_dir(skybox_root, scan) / f"{_viewpoint(viewpoint, skybox_root)}_skybox{k}_sami.jpg"
 
 
 def small_path(skybox_root: str | os.PathLike, scan: str, viewpoint: str) -> Path:
-    return skybox_dir(skybox_root, scan) / f"{viewpoint}_skybox_small.jpg"
+    return skybox_dir(skybox_root, scan) / f"{_viewpoint(viewpoint, skybox_root)}_skybox_small.jpg"
 
 
 def depth_path(skybox_root: str | os.PathLike, scan: str, viewpoint: str) -> Path:
-    return skybox_dir(skybox_root, scan) / f"{viewpoint}_skybox_depth_small.png"
+    return skybox_dir(skybox_root, scan) / f"{_viewpoint(viewpoint, skybox_root)}_skybox_depth_small.png"
+
+
+def _viewpoint(viewpoint: str, skybox_root: str | os.PathLike) -> str:
+    return safe_name(viewpoint, skybox_root, "viewpoint", SkyboxError)
 
 
 def _connectivity_file(connectivity: str | os.PathLike, scan: str) -> Path:
     """Accept either the `connectivity/` folder itself or a data folder that contains it."""
+    safe_name(scan, connectivity, "scan", SkyboxError)
     base = Path(connectivity)
     if (base / "connectivity").is_dir() and not (base / f"{scan}_connectivity.json").is_file():
         base = base / "connectivity"
@@ -59,10 +66,7 @@ def load_poses(connectivity: str | os.PathLike, scan: str) -> dict[str, np.ndarr
     path = _connectivity_file(connectivity, scan)
     if not path.is_file():
         raise SkyboxError(f"{path}: connectivity file not found (scan {scan!r})")
-    try:
-        entries = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise SkyboxError(f"{path}: not valid JSON ({e})") from None
+    entries = read_json(path, SkyboxError, "connectivity file")
     if not isinstance(entries, list):
         raise SkyboxError(f"{path}: expected a JSON list of viewpoint entries")
     poses: dict[str, np.ndarray] = {}
@@ -72,7 +76,7 @@ def load_poses(connectivity: str | os.PathLike, scan: str) -> dict[str, np.ndarr
             raise SkyboxError(f"{path}: entry {i}: field 'image_id' missing or not a string")
         pose = e.get("pose")
         if not isinstance(pose, list) or len(pose) != 16 or not all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in pose
+            is_finite_number(v) for v in pose
         ):
             raise SkyboxError(f"{path}: viewpoint {vid}: field 'pose' must be 16 finite numbers (row-major 4x4)")
         rot = np.asarray(pose, dtype=np.float64).reshape(4, 4)[:3, :3]
@@ -249,13 +253,17 @@ class SkyboxViews:
             raise SkyboxError(f"{self.skybox_root}: skybox root folder not found (expected <root>/<scan>/{SKYBOX_SUBDIR}/)")
         self.camera, self.face_size, self.depth = camera or CameraSpec(), face_size, depth
         self.cache = FaceCache(cache_size)
-        self._renderers: dict[str, SkyboxRenderer] = {}
+        self._renderers: OrderedDict[str, SkyboxRenderer] = OrderedDict()  # the last 16 scans (poses per scan)
 
     def for_scan(self, scan: str) -> SkyboxRenderer:
-        if scan not in self._renderers:
+        if scan in self._renderers:
+            self._renderers.move_to_end(scan)
+        else:
             self._renderers[scan] = SkyboxRenderer(
                 self.skybox_root, self.connectivity, scan, self.camera, self.face_size, self.depth, self.cache
             )
+            while len(self._renderers) > 16:
+                self._renderers.popitem(last=False)
         return self._renderers[scan]
 
 

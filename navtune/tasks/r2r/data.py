@@ -7,30 +7,31 @@ Every problem raises `R2RDataError` naming the file, the episode and the field.
 """
 from __future__ import annotations
 
-import json
-import math
 import os
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from navtune.core.io import atomic_write_json, atomic_write_text
+from navtune.core.errors import NavtuneError, is_finite_number
+from navtune.core.io import atomic_write_json, atomic_write_text, read_json
+from navtune.core.paths import safe_name
 from navtune.graph.navgraph import NavGraph
 
 
-class R2RDataError(ValueError):
+class R2RDataError(NavtuneError):
     """A malformed or inconsistent R2R file; the message names the file, the episode and the field."""
 
     def __init__(self, file: str | os.PathLike, message: str, episode: str | None = None, field: str | None = None):
-        self.file, self.episode, self.field = str(file), episode, field
-        where = [str(file)]
-        if episode is not None:
-            where.append(episode)  # already says what it is: "path_id 12", "instr_id 12_0", "viewpoint entry 3"
-        if field is not None:
-            where.append(f"field {field!r}")
-        super().__init__(f"{': '.join(where)}: {message}")
+        # `episode` already says what it is: "path_id 12", "instr_id 12_0", "viewpoint entry 3"
+        super().__init__(message, file=file, where=episode, field=field)
+        self.episode = episode
+
+    @classmethod
+    def at(cls, file, message, field=None, where=None) -> "R2RDataError":
+        return cls(file if file is not None else "<input>", message, episode=where, field=field)
 
 
 @dataclass(frozen=True)
@@ -69,9 +70,15 @@ class R2REpisode:
             raise R2RDataError(source, f"episode is not a JSON object (got {type(d).__name__})")
         instr_id = d.get("instr_id") or d.get("episode_id") or d.get("path_id") or ""
         where = f"instr_id {instr_id}" if instr_id != "" else None
+        if instr_id != "":  # it names the episode's frame folder (eval --save-frames, collect)
+            if isinstance(instr_id, bool) or not isinstance(instr_id, (str, int)):
+                raise R2RDataError(source, "must be a string", episode=where, field="instr_id")
+            safe_name(str(instr_id), source, "instr_id", R2RDataError)
         scan = d.get("scan") or ""  # may be absent when the env holds a single graph
         if not isinstance(scan, str):
             raise R2RDataError(source, "not a string", episode=where, field="scan")
+        if scan:
+            safe_name(scan, source, "scan", R2RDataError)
         path = d.get("path")
         if path is None:
             if d.get("start") is None or d.get("goal") is None:
@@ -81,16 +88,26 @@ class R2REpisode:
         if not isinstance(path, (list, tuple)) or not path or not all(isinstance(v, str) for v in path):
             raise R2RDataError(source, "expected a non-empty list of viewpoint ids", episode=where, field="path")
         heading = d.get("heading", 0.0) or 0.0
-        if isinstance(heading, bool) or not isinstance(heading, (int, float)) or not math.isfinite(heading):
+        if not is_finite_number(heading):
             raise R2RDataError(source, "not a finite number", episode=where, field="heading")
         instruction = d.get("instruction")
         if instruction is None and d.get("instructions"):
-            instruction = d["instructions"][0]
+            instrs = d["instructions"]
+            if not isinstance(instrs, list) or not all(isinstance(t, str) for t in instrs):
+                raise R2RDataError(source, "expected a list of strings", episode=where, field="instructions")
+            instruction = instrs[0]
+        if instruction is not None and not isinstance(instruction, str):
+            raise R2RDataError(source, "must be a string", episode=where, field="instruction")
         path_id = d.get("path_id")
         if path_id is None:
             head = str(instr_id).split("_")[0]
-            path_id = int(head) if head.isdigit() else -1
+            path_id = int(head) if head.isdigit() and len(head) < 19 else -1
+        elif isinstance(path_id, bool) or not isinstance(path_id, int):
+            raise R2RDataError(source, "must be an integer", episode=where, field="path_id")
         distance = d.get("distance")
+        if distance is not None and (not is_finite_number(distance) or distance < 0):
+            raise R2RDataError(source, f"must be a finite number >= 0 (got {distance!r})", episode=where,
+                               field="distance")
         return cls(str(instr_id), int(path_id), scan, tuple(path), float(heading),
                    "" if instruction is None else str(instruction), None if distance is None else float(distance))
 
@@ -98,7 +115,10 @@ class R2REpisode:
 _CONN_SUFFIX = "_connectivity.json"
 
 
-def connectivity_path(data_dir: str | os.PathLike, scan: str) -> Path:
+def connectivity_path(data_dir: str | os.PathLike, scan: str, file: str | os.PathLike | None = None) -> Path:
+    """`<data_dir>/connectivity/<scan>_connectivity.json`; a scan that is not a plain name (``../x``, an
+    absolute path) is an `R2RDataError` naming `file` (where the scan came from) and field 'scan'."""
+    safe_name(scan, file if file is not None else Path(data_dir) / "connectivity", "scan", R2RDataError)
     return Path(data_dir) / "connectivity" / f"{scan}{_CONN_SUFFIX}"
 
 
@@ -107,13 +127,7 @@ def split_path(data_dir: str | os.PathLike, split: str) -> Path:
 
 
 def _read_json(path: Path, what: str) -> Any:
-    if not path.is_file():
-        raise R2RDataError(path, f"{what} file not found")
-    try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except json.JSONDecodeError as e:
-        raise R2RDataError(path, f"not valid JSON (line {e.lineno}, column {e.colno}: {e.msg})") from None
+    return read_json(path, R2RDataError, f"{what} file")
 
 
 def parse_connectivity(entries: Any, file: str | os.PathLike, scan: str = "") -> NavGraph:
@@ -132,8 +146,8 @@ def parse_connectivity(entries: Any, file: str | os.PathLike, scan: str = "") ->
             raise R2RDataError(file, "missing or not a string", episode=loc, field="image_id")
         loc = f"viewpoint {vid}"
         pose = e.get("pose")
-        if not isinstance(pose, list) or len(pose) != 16 or not all(isinstance(v, (int, float)) for v in pose):
-            raise R2RDataError(file, "expected 16 numbers (row-major 4x4)", episode=loc, field="pose")
+        if not isinstance(pose, list) or len(pose) != 16 or not all(is_finite_number(v) for v in pose):
+            raise R2RDataError(file, "expected 16 finite numbers (row-major 4x4)", episode=loc, field="pose")
         inc = e.get("included", True)
         if not isinstance(inc, bool):
             raise R2RDataError(file, "expected true/false", episode=loc, field="included")
@@ -153,7 +167,10 @@ def parse_connectivity(entries: Any, file: str | os.PathLike, scan: str = "") ->
                                name=scan)
 
 
-_GRAPH_CACHE: dict[tuple[str, str, float], NavGraph] = {}
+#: Graphs kept per process (least recently used evicted): all of R2R's 90 scans fit, thousands of generated
+#: houses do not grow memory without bound.
+GRAPH_CACHE_SIZE = 128
+_GRAPH_CACHE: "OrderedDict[tuple[str, str, float], NavGraph]" = OrderedDict()
 
 
 def load_connectivity(data_dir: str | os.PathLike, scan: str) -> NavGraph:
@@ -166,6 +183,10 @@ def load_connectivity(data_dir: str | os.PathLike, scan: str) -> NavGraph:
     if g is None:
         g = parse_connectivity(_read_json(path, "connectivity"), path, scan)
         _GRAPH_CACHE[key] = g
+        while len(_GRAPH_CACHE) > GRAPH_CACHE_SIZE:
+            _GRAPH_CACHE.popitem(last=False)
+    else:
+        _GRAPH_CACHE.move_to_end(key)
     return g
 
 
@@ -205,14 +226,15 @@ def load_r2r_split(data_dir: str | os.PathLike, split: str, validate: bool = Tru
         if not isinstance(path, list) or not path or not all(isinstance(v, str) for v in path):
             raise R2RDataError(file, "expected a non-empty list of viewpoint ids", episode=loc, field="path")
         heading = item.get("heading")
-        if isinstance(heading, bool) or not isinstance(heading, (int, float)) or not math.isfinite(heading):
+        if not is_finite_number(heading):
             raise R2RDataError(file, "missing or not a finite number", episode=loc, field="heading")
         instrs = item.get("instructions")
         if not isinstance(instrs, list) or not instrs or not all(isinstance(s, str) for s in instrs):
             raise R2RDataError(file, "expected a non-empty list of strings", episode=loc, field="instructions")
         dist = item.get("distance")
-        if dist is not None and (isinstance(dist, bool) or not isinstance(dist, (int, float))):
-            raise R2RDataError(file, "not a number", episode=loc, field="distance")
+        if dist is not None and (not is_finite_number(dist) or dist < 0):
+            raise R2RDataError(file, f"must be a finite number >= 0 (got {dist!r})", episode=loc, field="distance")
+        safe_name(scan, file, "scan", R2RDataError)
         if validate:
             try:
                 graph = load_connectivity(data_dir, scan)

@@ -6,13 +6,12 @@ Read with validation (errors name the file, the instr_id and the field) and writ
 """
 from __future__ import annotations
 
-import json
-import math
 import os
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from navtune.core.io import atomic_write_json
+from navtune.core.errors import is_finite_number
+from navtune.core.io import atomic_write_json, read_json
 from navtune.tasks.r2r.data import R2RDataError
 
 #: One trajectory step as R2R records it: (viewpoint id, heading rad, elevation rad).
@@ -27,7 +26,7 @@ def _step(raw, file: Path, instr_id: str, k: int) -> Step:
         raise R2RDataError(file, "expected [viewpoint, heading, elevation]", episode=f"instr_id {instr_id}", field=field)
     vals = list(raw[1:3]) + [0.0] * (3 - len(raw[:3]))
     for v in vals:
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        if not is_finite_number(v):
             raise R2RDataError(file, "heading and elevation must be finite numbers", episode=f"instr_id {instr_id}", field=field)
     return (raw[0], float(vals[0]), float(vals[1]))
 
@@ -47,15 +46,11 @@ def load_predictions(path: str | os.PathLike, duplicates: str = "error") -> dict
 def read_predictions(path: str | os.PathLike) -> list[tuple[str, list[Step]]]:
     """Every (instr_id, trajectory) entry of a prediction file, in file order (duplicates kept)."""
     file = Path(path)
-    if not file.is_file():
-        raise R2RDataError(file, "predictions file not found")
-    try:
-        with open(file, encoding="utf-8") as f:
-            raw = json.load(f)
-    except json.JSONDecodeError as e:
-        raise R2RDataError(file, f"not valid JSON (line {e.lineno}, column {e.colno}: {e.msg})") from None
+    raw = read_json(file, R2RDataError, "predictions file")
     if not isinstance(raw, list):
         raise R2RDataError(file, "expected a JSON list of {instr_id, trajectory} objects")
+    if not raw:
+        raise R2RDataError(file, "holds no predictions (an empty list)")
     out: list[tuple[str, list[Step]]] = []
     for k, item in enumerate(raw):
         if not isinstance(item, dict):
@@ -74,13 +69,7 @@ def read_predictions(path: str | os.PathLike) -> list[tuple[str, list[Step]]]:
 def load_actions(path: str | os.PathLike) -> dict[str, list[str]]:
     """`{path_id or instr_id: [action name, ...]}` (a JSON object of string lists), keys as strings."""
     file = Path(path)
-    if not file.is_file():
-        raise R2RDataError(file, "actions file not found")
-    try:
-        with open(file, encoding="utf-8") as f:
-            raw = json.load(f)
-    except json.JSONDecodeError as e:
-        raise R2RDataError(file, f"not valid JSON (line {e.lineno}, column {e.colno}: {e.msg})") from None
+    raw = read_json(file, R2RDataError, "actions file")
     if not isinstance(raw, dict):
         raise R2RDataError(file, "expected a JSON object {path_id: [action, ...]}")
     out: dict[str, list[str]] = {}
