@@ -25,7 +25,7 @@ RUN_FILE = "run.json"
 RESULTS_FILE = "episodes.jsonl"
 SUMMARY_FILE = "summary.json"
 PREDICTIONS_FILE = "predictions.json"
-EXTRA_KEYS = ("epa", "valid_action_pct", "collisions", "stuck", "oscillation", "collision")
+EXTRA_KEYS = ("epa", "valid_action_pct", "collisions", "stuck", "oscillation", "collision", "early_stop", "timeout")
 
 
 class RunFolderError(ValueError):
@@ -64,7 +64,7 @@ def summarize(rows: Sequence[dict], task: str | None = None) -> dict:
         vals = [float(v) for v in vals if v is not None and not (isinstance(v, float) and math.isnan(v))]
         out[k] = sum(vals) / len(vals) if vals else None
     out["episodes"] = len(rows)
-    out["failure_rates"] = {m: (sum(bool(r["failures"][m]) for r in rows) / len(rows) if rows else None)
+    out["failure_rates"] = {m: (sum(bool(r["failures"].get(m)) for r in rows) / len(rows) if rows else None)
                             for m in FAILURE_MODES + ("failed",)}
     return out
 
