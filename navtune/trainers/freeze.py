@@ -48,6 +48,21 @@ def freeze_vision(model: nn.Module) -> list[str]:
     return names
 
 
+def freeze_embeddings(model: nn.Module) -> list[str]:
+    """Freeze the token embeddings and the output head (`lm_head`); return the frozen parameter names.
+
+    With Qwen's 151k-token vocabulary these two matrices hold almost all of a tiny model's weights, and
+    their dense gradients and optimizer updates most of its training step; the layers between them still
+    learn."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    names = []
+    for mod in (base.get_input_embeddings(), base.get_output_embeddings()):
+        for n, p in mod.named_parameters():
+            p.requires_grad_(False)
+            names.append(n)
+    return names
+
+
 def lora_target_names(model: nn.Module, pattern: str = LORA_TARGET_REGEX) -> list[str]:
     """Names of the Linear modules the LoRA pattern matches (full-match, like peft does for a string)."""
     rx = re.compile(pattern)

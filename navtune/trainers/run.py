@@ -25,7 +25,8 @@ import torch
 from navtune.core.hub import is_hub_id
 from navtune.core.io import atomic_write_json
 from navtune.trainers.config import AWRConfig, TrainConfig
-from navtune.trainers.freeze import TrainSetupError, apply_lora, freeze_vision, read_config_json, trainable_summary
+from navtune.trainers.freeze import (TrainSetupError, apply_lora, freeze_embeddings, freeze_vision, read_config_json,
+                                     trainable_summary)
 
 VL_MODEL_TYPES = ("qwen2_5_vl", "qwen2_vl")
 
@@ -95,8 +96,11 @@ def load_trainable(cfg: TrainConfig):
     model.config.use_cache = False
     if cfg.lora:
         model = apply_lora(model, cfg.lora_cfg)
-    elif cfg.freeze_vision:
-        freeze_vision(model)
+    else:
+        if cfg.freeze_vision:
+            freeze_vision(model)
+        if cfg.freeze_embeddings:
+            freeze_embeddings(model)
     if cfg.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     model.train()
@@ -127,8 +131,8 @@ def make_strategy(cfg: TrainConfig):
 class ExportCallback(pl.Callback):
     """Writes ``out/final`` (HF folder or peft adapter + processor + config) when training ends."""
 
-    def __init__(self, cfg: TrainConfig, processor, out: Path):
-        self.cfg, self.processor, self.out = cfg, processor, out
+    def __init__(self, cfg: TrainConfig, processor, out: Path, system_prompt: str | None = None):
+        self.cfg, self.processor, self.out, self.system_prompt = cfg, processor, out, system_prompt
 
     def on_train_end(self, trainer: pl.Trainer, pl_module) -> None:
         state_dict = None
@@ -136,11 +140,13 @@ class ExportCallback(pl.Callback):
             full = trainer.strategy.lightning_module_state_dict()
             state_dict = {k[len("model."):]: v for k, v in full.items() if k.startswith("model.")}
         if trainer.is_global_zero:
-            export_model(pl_module, self.processor, self.cfg, self.out, state_dict)
+            export_model(pl_module, self.processor, self.cfg, self.out, state_dict, self.system_prompt)
 
 
-def export_model(module, processor, cfg: TrainConfig, out: Path, state_dict: dict | None = None) -> Path:
-    """Save the trained model (full or adapter) with everything needed to load it back."""
+def export_model(module, processor, cfg: TrainConfig, out: Path, state_dict: dict | None = None,
+                 system_prompt: str | None = None) -> Path:
+    """Save the trained model (full or adapter) with everything needed to load it back, and the system prompt
+    it was trained with (`system_prompt`, else the file the run named or the model folder's)."""
     from safetensors.torch import save_file
 
     tmp = out.with_name(out.name + ".tmp")
@@ -153,7 +159,9 @@ def export_model(module, processor, cfg: TrainConfig, out: Path, state_dict: dic
         model.save_pretrained(tmp, safe_serialization=True)
     processor.save_pretrained(tmp)
     src_prompt = Path(cfg.system_prompt) if cfg.system_prompt else Path(cfg.model) / "system_prompt.txt"
-    if src_prompt.is_file():
+    if system_prompt is not None:
+        (tmp / "system_prompt.txt").write_text(system_prompt, encoding="utf-8")
+    elif src_prompt.is_file():
         shutil.copyfile(src_prompt, tmp / "system_prompt.txt")
     if getattr(module, "value_head", None) is not None:
         save_file({k: v.detach().cpu().contiguous() for k, v in module.value_head.state_dict().items()},
@@ -211,7 +219,8 @@ def train(cfg: TrainConfig, train_source=None, val_source=None, model=None, proc
     ckpt = ModelCheckpoint(dirpath=out / "checkpoints", filename="step={step}", auto_insert_metric_name=False,
                            every_n_train_steps=every, every_n_epochs=None if every else 1,
                            save_top_k=-1, save_last=True, save_on_train_epoch_end=True)
-    cbs = [ckpt, ExportCallback(cfg, processor, out / "final"), *(callbacks or [])]
+    cbs = [ckpt, ExportCallback(cfg, processor, out / "final", getattr(train_source, "system_prompt", None)),
+           *(callbacks or [])]
     trainer = pl.Trainer(
         accelerator=cfg.accelerator, devices=cfg.devices, num_nodes=cfg.num_nodes, strategy=make_strategy(cfg),
         precision=resolve_precision(cfg.precision, cfg.accelerator), max_epochs=cfg.epochs, max_steps=cfg.max_steps,
