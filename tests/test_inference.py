@@ -286,3 +286,40 @@ def test_chunk_positions_continue_the_full_sequence(tiny):
         offset = int(p.max()) + 1
     assert torch.equal(torch.cat(parts, dim=1), full)
     assert not torch.equal(full[0], full[1])  # really 3-D (image tokens), not plain 1-D positions
+
+
+def test_invalid_answers_fall_back_without_bias(tiny):
+    """An untrained model's free text never parses; the fallback is an unbiased draw among the allowed actions
+    (issue 18: the first-token fallback tied turn_left and turn_right on the shared token `turn` and took
+    turn_left every time), counted as invalid, and the same for the same (episode, step)."""
+    pol = policy(tiny, format="objectnav-json", decode="generate", max_new_tokens=2)
+    stream = obs_stream(40, seed=3, space=CONT, instruction="find a chair")
+    picks = []
+    for ep in range(3):
+        pol.reset(0, episode_id=f"ep{ep}")
+        for o in stream:
+            picks.append(pol.act({0: o})[0])
+            assert not pol.last_outputs[0].valid
+    assert pol.parse_stats.invalid == pol.parse_stats.total == 120
+    counts = {a: picks.count(a) for a in CONT}
+    assert all(c >= 15 for c in counts.values()), counts  # uniform over 4 (3 when move is not allowed): ~30 each
+    pol.reset(0, episode_id="ep1")
+    assert [pol.act({0: o})[0] for o in stream] == picks[40:80]
+
+
+def test_constrained_decoding_forces_the_skeleton_and_allowed_actions(tiny):
+    """Constrained decoding writes the format's JSON skeleton, free Observation / Reasoning strings and an
+    action among the allowed ones, so every answer parses; the action is the best whole continuation."""
+    import json
+
+    pol = policy(tiny, format="objectnav-json", decode="constrained", max_new_tokens=6)
+    pol.reset(0, episode_id="e")
+    for o in obs_stream(8, seed=5, space=CONT, instruction="find a chair"):
+        a = pol.act({0: o})[0]
+        out = pol.last_outputs[0]
+        assert out.valid and a in o.allowed_actions and a == max(out.scores, key=out.scores.get)
+        assert set(out.scores) == set(o.allowed_actions)
+        obj = json.loads(out.text + '"}')
+        assert set(obj) == {"Observation", "Reasoning", "Action"} and obj["Action"] == a
+        assert '"' not in obj["Observation"] + obj["Reasoning"]
+    assert pol.parse_stats.invalid == 0 and pol.parse_stats.total == 8

@@ -507,17 +507,17 @@ class VLMPolicy(BasePolicy):
 
     def _greedy(self, slots: list[Slot], cur: dict[Slot, StepOutput], budget: dict[Slot, int],
                 stop: str | None = None) -> dict[Slot, list[int]]:
-        """Greedy tokens from each slot's state in `cur` (batched), until the end of the turn, a token holding
-        `stop` (not fed) or the slot's token `budget`; `cur` and `budget` are advanced in place."""
+        """Greedy tokens from each slot's state in `cur` (batched), until the end of the turn, a token holding a
+        character of `stop` (not fed) or the slot's token `budget`; `cur` and `budget` are advanced in place."""
         gen: dict[Slot, list[int]] = {s: [] for s in slots}
         live = [s for s in slots if budget[s] > 0]
         while live:
             nxt = {}
-            for s in live:
-                tok = int(torch.argmax(cur[s].last_logits))
+            best = torch.stack([cur[s].last_logits for s in live]).argmax(-1).tolist()  # one call for the batch
+            for s, tok in zip(live, best):
                 if tok in self.runner.eos_ids:
                     continue
-                if stop is not None and stop in self.runner.tokenizer.decode([tok]):
+                if stop is not None and any(c in stop for c in self.runner.tokenizer.decode([tok])):
                     continue
                 gen[s].append(tok)
                 budget[s] -= 1
