@@ -68,8 +68,9 @@ class AnswerText:
 @dataclass(frozen=True)
 class AnswerPart:
     """One piece of a format's answer, in order (what a constrained decoder walks through):
-    ``text`` is forced as is, ``free`` is generated until a token holding `stop` (the stop text is not part
-    of the value), ``action`` is one of the allowed actions, chosen by scoring their whole continuations."""
+    ``text`` is forced as is, ``free`` is generated until a token holding any character of `stop` (that token
+    is not part of the value), ``action`` is one of the allowed actions, chosen by scoring their whole
+    continuations."""
 
     kind: str  # "text" | "free" | "action"
     text: str = ""

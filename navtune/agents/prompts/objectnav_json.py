@@ -33,6 +33,8 @@ REASONING_HEAD = '", "Reasoning": "'
 ACTION_HEAD = '", "Action": "'
 JSON_END = '"}'
 TURN_END = "<|im_end|>"
+#: what ends a free JSON string: its closing quote, or a character a JSON string cannot hold as is
+STRING_STOP = '"\\' + "".join(chr(i) for i in range(32))
 
 SYSTEM_PROMPT = (
     "You are a robot looking for an object in a house. At every step you see your camera image and answer with "
@@ -86,8 +88,8 @@ class ObjectNavJsonFormat(BaseFormat):
 
     def answer_parts(self) -> list[AnswerPart]:
         """The JSON skeleton (forced by a constrained decoder), two free strings and the action."""
-        return [AnswerPart("text", OBS_HEAD), AnswerPart("free", stop='"'), AnswerPart("text", REASONING_HEAD),
-                AnswerPart("free", stop='"'), AnswerPart("text", ACTION_HEAD), AnswerPart("action")]
+        return [AnswerPart("text", OBS_HEAD), AnswerPart("free", stop=STRING_STOP), AnswerPart("text", REASONING_HEAD),
+                AnswerPart("free", stop=STRING_STOP), AnswerPart("text", ACTION_HEAD), AnswerPart("action")]
 
     def render_target(self, action: str, answer: AnswerText | None = None, observation: str = "",
                       reasoning: str = "", **extra: Any) -> Rendered:
