@@ -154,7 +154,9 @@ def forward_chunks(model: nn.Module, chunks: list[Chunk], image_cache: dict | No
         out = backbone(**inputs, use_cache=False)
     hidden = out.last_hidden_state
     h = torch.cat([hidden[b, pos - 1] for b, (_, _, _, pos) in enumerate(plan)])
-    logits = head(h).float()
+    logits = head(h)
+    if logits.dtype in (torch.float16, torch.bfloat16):  # the softmax in float32 (float64 stays float64)
+        logits = logits.float()
     targets = torch.cat([c.labels[pos] for c, (_, _, _, pos) in zip(chunks, plan)])
     token_logp = -torch.nn.functional.cross_entropy(logits, targets, reduction="none")
     results, k = [], 0
