@@ -323,3 +323,34 @@ def test_constrained_decoding_forces_the_skeleton_and_allowed_actions(tiny):
         assert set(obj) == {"Observation", "Reasoning", "Action"} and obj["Action"] == a
         assert '"' not in obj["Observation"] + obj["Reasoning"]
     assert pol.parse_stats.invalid == 0 and pol.parse_stats.total == 8
+
+
+def test_depth_input_is_a_second_image(tiny):
+    """With depth on (objectnav-json), each step shows the RGB frame and the depth frame as a colour map; the
+    depth changes the decision inputs, a format that shows no depth refuses it, and a missing depth is an error."""
+    from navtune.agents.depth import depth_image
+
+    d = np.full((48, 64), 1.5, np.float32)
+    d[:, :32] = 4.0
+    img = depth_image(d)
+    assert img.shape == (48, 64, 3) and img.dtype == np.uint8
+    assert not np.array_equal(img[0, 0], img[0, 40])  # near and far differ
+    assert np.array_equal(depth_image(np.full((2, 2), np.inf)), depth_image(np.full((2, 2), 99.0)))
+    pol = policy(tiny, format="objectnav-json", decode="score", depth=True)
+    obs = obs_stream(2, seed=7, space=CONT, instruction="find a chair")
+    near = [Observation(o.rgb, np.full((48, 64), 0.5, np.float32), o.pose, o.allowed_actions, o.instruction, o.step)
+            for o in obs]
+    far = [Observation(o.rgb, np.full((48, 64), 4.5, np.float32), o.pose, o.allowed_actions, o.instruction, o.step)
+           for o in obs]
+    pol.reset(0)
+    pol.act({0: near[0]})
+    assert len(pol.slots[0].features) == 2  # the RGB frame and the depth frame
+    s_near = pol.last_outputs[0].scores
+    pol.reset(0)
+    pol.act({0: far[0]})
+    assert pol.last_outputs[0].scores != s_near
+    with pytest.raises(ValueError, match="has none"):
+        pol.reset(1)
+        pol.act({1: obs[0]})
+    with pytest.raises(ValueError, match="shows no depth"):
+        policy(tiny, format="chat", depth=True)
