@@ -96,15 +96,29 @@ def test_r2r_lowlevel_matches_seed_tokenization(tmp_path, processor):
         assert sample["image_grid_thw"].shape[0] == t + 1  # the full image history
 
 
-def test_objectnav_json_labels_only_the_action(tmp_path, processor):
+def test_objectnav_json_labels_the_whole_answer(tmp_path, processor):
+    """The JSON answer is trained, not only its action: every answer token is labelled (the action as the
+    action span, the skeleton and fields as answer text), so a model can learn to write it (issue 18)."""
     ds = StepSamples(_write(tmp_path / "c", "continuous"), processor, "objectnav-json", image_size=SIZE)
+    tok = processor.tokenizer
     for i in range(len(ds)):
         sample = ds[i]
         e, t = ds.index[i]
-        _check_labels(sample, processor.tokenizer, [ds.ds[e]["steps"][t]["action"]])
+        action = ds.ds[e]["steps"][t]["action"]
+        ids, labels = sample["input_ids"][0], sample["labels"]
+        lab = torch.nonzero(labels != IGNORE_INDEX).flatten()
+        assert torch.equal(labels[lab], ids[lab])
+        assert tok.decode(labels[lab]) == '{"Observation": "", "Reasoning": "", "Action": "' + action + '"}<|im_end|>'
+        assert [tok.decode(ids[a:b]) for a, b in sample["action_spans"]] == [action] == sample["actions"]
+        assert int(lab[-1]) == len(ids) - 1 and len(lab) == int(lab[-1] - lab[0]) + 1  # one run: the answer
+        assert sum(b - a for a, b in sample["text_spans"]) + sum(b - a for a, b in sample["action_spans"]) == len(lab)
         assert sample["image_grid_thw"].shape[0] == 1  # this format shows the current frame only
-        text = processor.tokenizer.decode(sample["input_ids"][0])
-        assert text.endswith('"Action": "' + sample["actions"][0] + '"}')
+    # text_fraction 0: the answer text is fed but only the action is labelled
+    ds0 = StepSamples(tmp_path / "c", processor, "objectnav-json", image_size=SIZE, text_fraction=0.0)
+    sample = ds0[1]
+    assert sample["text_spans"] == [] and torch.equal(sample["input_ids"], ds[1]["input_ids"])
+    lab = torch.nonzero(sample["labels"] != IGNORE_INDEX).flatten()
+    assert tok.decode(sample["labels"][lab]) == ds0.ds[0]["steps"][1]["action"]
     with pytest.raises(ValueError, match="speaks graph actions"):
         StepSamples(tmp_path / "c", processor, "r2r-lowlevel")
 

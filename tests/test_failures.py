@@ -115,4 +115,19 @@ def test_bad_input_is_a_clear_error():
 def test_failure_rates():
     rows = [{"failures": {"stuck": True, "oscillation": False, "collision": True, "failed": True}},
             {"failures": {"stuck": False, "oscillation": False, "collision": False, "failed": False}}]
-    assert failure_rates(rows) == {"stuck": 0.5, "oscillation": 0.0, "collision": 0.5, "failed": 0.5}
+    assert failure_rates(rows) == {"stuck": 0.5, "oscillation": 0.0, "collision": 0.5, "early_stop": 0.0,
+                                   "timeout": 0.0, "failed": 0.5}
+
+
+def test_early_stop_and_timeout_need_the_outcome():
+    """An early Stop away from the goal and a budget that ran out are failure modes (issue 18: a random agent with
+    SR 0 showed 0 % failures); both need the episode's outcome, so without it they stay False."""
+    line = [[0.25 * t, 0.0, 0.0] for t in range(4)]
+    stop = ["move_forward", "move_forward", "stop"]
+    walk = ["move_forward", "move_forward", "move_forward"]
+    f = failure_modes(stop, line, [False] * 3, success=False)
+    assert f["early_stop"] and not f["timeout"] and f["failed"]
+    assert not failure_modes(stop, line, [False] * 3, success=True)["failed"]
+    f = failure_modes(walk, line, [False] * 3, success=False)
+    assert f["timeout"] and not f["early_stop"] and f["failed"]
+    assert not any(failure_modes(a, line, [False] * 3)[m] for a in (stop, walk) for m in ("early_stop", "timeout"))

@@ -161,7 +161,8 @@ def test_objectnav_json_scores_whole_continuation(tiny):
     fmt = get_format("objectnav-json")
     step = pol._step_input(type(pol.slots[0])(), o)
     head = fmt.render_step(step, "You navigate.") + fmt.render_target("stop")
-    head.segments = head.segments[:2]  # prompt + JSON head, up to the action value
+    first_target = next(i for i, seg in enumerate(head.segments) if seg.target)
+    head.segments = head.segments[:first_target]  # prompt + JSON head (segment by segment), up to the action value
     grids = list(runner.preprocess([o.rgb])["image_grid_thw"])
     prompt_ids, _ = runner.tokenize(head, grids)
     for a in CONT:
@@ -191,17 +192,20 @@ def test_generate_mode_counts_invalid_and_falls_back(tiny):
     from navtune.agents.parsing import parse_action
 
     pol = policy(tiny, format="chat", decode="generate", max_new_tokens=4)
-    pol.reset(0)
+    again = policy(tiny, format="chat", decode="generate", max_new_tokens=4)
+    pol.reset(0, episode_id="ep")
+    again.reset(5, episode_id="ep")
     outs = []
     for o in obs_stream(4, seed=2):
         a = pol.act({0: o})[0]
+        assert again.act({5: o})[5] == a  # the fallback draw depends on (episode, step), not on the slot
         out = pol.last_outputs[0]
         outs.append(out)
         assert a in o.allowed_actions and out.text is not None
         parsed = parse_action("Action: " + out.text, o.allowed_actions, "graph")
         assert out.valid == parsed.valid
-        # valid: the parsed answer; invalid: the best-scored allowed action
-        assert a == (parsed.action if parsed.valid else max(out.scores, key=out.scores.get))
+        if parsed.valid:
+            assert a == parsed.action
     assert pol.parse_stats.total == 4
     assert pol.parse_stats.invalid == sum(not o.valid for o in outs)
 
@@ -291,3 +295,71 @@ def test_chunk_positions_continue_the_full_sequence(tiny):
         offset = int(p.max()) + 1
     assert torch.equal(torch.cat(parts, dim=1), full)
     assert not torch.equal(full[0], full[1])  # really 3-D (image tokens), not plain 1-D positions
+
+
+def test_invalid_answers_fall_back_without_bias(tiny):
+    """An untrained model's free text never parses; the fallback is an unbiased draw among the allowed actions
+    (issue 18: the first-token fallback tied turn_left and turn_right on the shared token `turn` and took
+    turn_left every time), counted as invalid, and the same for the same (episode, step)."""
+    pol = policy(tiny, format="objectnav-json", decode="generate", max_new_tokens=2)
+    stream = obs_stream(40, seed=3, space=CONT, instruction="find a chair")
+    picks = []
+    for ep in range(3):
+        pol.reset(0, episode_id=f"ep{ep}")
+        for o in stream:
+            picks.append(pol.act({0: o})[0])
+            assert not pol.last_outputs[0].valid
+    assert pol.parse_stats.invalid == pol.parse_stats.total == 120
+    counts = {a: picks.count(a) for a in CONT}
+    assert all(c >= 15 for c in counts.values()), counts  # uniform over 4 (3 when move is not allowed): ~30 each
+    pol.reset(0, episode_id="ep1")
+    assert [pol.act({0: o})[0] for o in stream] == picks[40:80]
+
+
+def test_constrained_decoding_forces_the_skeleton_and_allowed_actions(tiny):
+    """Constrained decoding writes the format's JSON skeleton, free Observation / Reasoning strings and an
+    action among the allowed ones, so every answer parses; the action is the best whole continuation."""
+    import json
+
+    pol = policy(tiny, format="objectnav-json", decode="constrained", max_new_tokens=6)
+    pol.reset(0, episode_id="e")
+    for o in obs_stream(8, seed=5, space=CONT, instruction="find a chair"):
+        a = pol.act({0: o})[0]
+        out = pol.last_outputs[0]
+        assert out.valid and a in o.allowed_actions and a == max(out.scores, key=out.scores.get)
+        assert set(out.scores) == set(o.allowed_actions)
+        obj = json.loads(out.text + '"}')
+        assert set(obj) == {"Observation", "Reasoning", "Action"} and obj["Action"] == a
+        assert '"' not in obj["Observation"] + obj["Reasoning"]
+    assert pol.parse_stats.invalid == 0 and pol.parse_stats.total == 8
+
+
+def test_depth_input_is_a_second_image(tiny):
+    """With depth on (objectnav-json), each step shows the RGB frame and the depth frame as a colour map; the
+    depth changes the decision inputs, a format that shows no depth refuses it, and a missing depth is an error."""
+    from navtune.agents.depth import depth_image
+
+    d = np.full((48, 64), 1.5, np.float32)
+    d[:, :32] = 4.0
+    img = depth_image(d)
+    assert img.shape == (48, 64, 3) and img.dtype == np.uint8
+    assert not np.array_equal(img[0, 0], img[0, 40])  # near and far differ
+    assert np.array_equal(depth_image(np.full((2, 2), np.inf)), depth_image(np.full((2, 2), 99.0)))
+    pol = policy(tiny, format="objectnav-json", decode="score", depth=True)
+    obs = obs_stream(2, seed=7, space=CONT, instruction="find a chair")
+    near = [Observation(o.rgb, np.full((48, 64), 0.5, np.float32), o.pose, o.allowed_actions, o.instruction, o.step)
+            for o in obs]
+    far = [Observation(o.rgb, np.full((48, 64), 4.5, np.float32), o.pose, o.allowed_actions, o.instruction, o.step)
+           for o in obs]
+    pol.reset(0)
+    pol.act({0: near[0]})
+    assert len(pol.slots[0].features) == 2  # the RGB frame and the depth frame
+    s_near = pol.last_outputs[0].scores
+    pol.reset(0)
+    pol.act({0: far[0]})
+    assert pol.last_outputs[0].scores != s_near
+    with pytest.raises(ValueError, match="has none"):
+        pol.reset(1)
+        pol.act({1: obs[0]})
+    with pytest.raises(ValueError, match="shows no depth"):
+        policy(tiny, format="chat", depth=True)

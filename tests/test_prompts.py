@@ -114,7 +114,8 @@ def test_objectnav_json_target_and_prefix():
     s = StepInput("find a chair", 3, 1.25, ["turn_left"], ("turn_left", "turn_right", "stop"), image="x")
     r = fmt.render_step(s, "SYS") + fmt.render_target("stop", observation='a "red" chair', reasoning="it is close")
     answer = r.text.split("<|im_start|>assistant\n")[1]
-    obj = json.loads(answer)
+    assert answer.endswith("<|im_end|>")  # the answer ends the turn: free generation stops there
+    obj = json.loads(answer[: -len("<|im_end|>")])
     assert obj == {"Observation": 'a "red" chair', "Reasoning": "it is close", "Action": "stop"}
     (a, b, act), = r.target_char_spans()
     assert r.text[a:b] == "stop" == act

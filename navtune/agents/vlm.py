@@ -12,10 +12,19 @@ Three ways to run one step (``mode``):
   wrong after a cached prefix, so each chunk's 3-D positions are computed with ``get_rope_index`` plus the
   running offset, and no chunk attention mask is passed (a full-length mask only when batching needs padding).
 
-Decisions (``decode``): ``score`` compares the allowed actions' log-probs at the action position (Move
-excluded when not allowed; multi-token actions score their whole continuation), as the seed's argmax
-does; ``generate`` runs a small greedy decode loop (``generate()`` cannot continue from such a cache) and
-parses the text (invalid answers are counted and fall back to the best-scored allowed action).
+Decisions (``decode``):
+
+* ``score`` forces the format's answer text before the action (objectnav-json's JSON head, with empty
+  Observation / Reasoning) and compares the allowed actions' log-probs of their *whole* continuations
+  (Move excluded when not allowed; ``turn_left`` / ``turn_right`` share the token ``turn`` and differ in the
+  next one, so a first-token comparison would always tie them and pick the first), as the seed's argmax does;
+* ``generate`` runs a small greedy decode loop (``generate()`` cannot continue from such a cache; it stops at
+  the end of the turn or after ``max_new_tokens``) and parses the text. An answer that does not parse to an
+  allowed action is counted as invalid and replaced by an *unbiased* draw among the allowed actions (a
+  generator per (episode, step), so runs are reproducible), never by a model score that favours one action;
+* ``constrained`` walks the format's `answer_parts`: forced text is fed as is (the JSON skeleton), free
+  parts are generated greedily until their stop text (a closing quote), and the action is chosen among the
+  allowed ones by whole-continuation scores: the answer is always well formed and always allowed.
 
 Batching: ``act`` runs all given slots in one forward (chunks right-padded, cached pasts left-padded, one
 2-D mask), per-slot caches are sliced back afterwards.
@@ -289,7 +298,7 @@ class SlotState:
 
 
 MODES = ("full", "cached", "kv")
-DECODES = ("score", "generate")
+DECODES = ("score", "generate", "constrained")
 
 
 @POLICIES.register("vlm")
@@ -303,7 +312,8 @@ class VLMPolicy(BasePolicy):
                  system_prompt: str | None = None, system_prompt_file: str | Path | None = None,
                  image_size: tuple[int, int] | None = (320, 240), max_new_tokens: int = 64,
                  distance_decimals: int | None = 3, action_space: str | None = None,
-                 dtype: str = "float32", device: str = "cpu", keep_logits: bool = False) -> None:
+                 dtype: str = "float32", device: str = "cpu", keep_logits: bool = False, depth: bool = False,
+                 seed: int = 0) -> None:
         super().__init__()
         if model is None:
             if model_path is None:
@@ -322,9 +332,13 @@ class VLMPolicy(BasePolicy):
         if decode not in DECODES:
             raise ValueError(f"unknown decode {decode!r}; known: {DECODES}")
         self.mode, self.decode = mode, decode
+        if depth and not self.format.shows_depth:
+            raise ValueError(f"prompt format {format!r} shows no depth image")
+        self.depth = bool(depth)
+        self.seed = int(seed)  # the fallback draws for invalid answers
         self.runner = VLMRunner(model, processor)
         self.system_prompt = system_prompt if system_prompt is not None else load_system_prompt(
-            system_prompt_file, model_dir=model_path)
+            system_prompt_file, model_dir=model_path, format=self.format)
         self.image_size = tuple(image_size) if image_size else None
         self.max_new_tokens = max_new_tokens
         self.distance_decimals = distance_decimals
@@ -355,9 +369,16 @@ class VLMPolicy(BasePolicy):
         d = obs.distance_traveled
         if self.distance_decimals is not None:
             d = round(float(d), self.distance_decimals)
+        depth = None
+        if self.depth:
+            if obs.depth is None:
+                raise ValueError(f"{self.name}: the policy sees depth but an observation has none (render depth)")
+            from navtune.agents.depth import depth_image
+
+            depth = depth_image(obs.depth)
         return StepInput(instruction=obs.instruction or "", step=obs.step if obs.step is not None else len(st.actions),
                          distance=d, previous_actions=list(st.actions), allowed_actions=tuple(obs.allowed_actions),
-                         image=obs.rgb, previous_images=list(st.frames))
+                         image=obs.rgb, previous_images=list(st.frames), depth_image=depth)
 
     # ------------------------------------------------------------ acting
     def _act(self, observations: dict[Slot, Observation], expert_actions: dict[Slot, str]) -> dict[Slot, ActionOutput]:
@@ -375,27 +396,30 @@ class VLMPolicy(BasePolicy):
                 st, step = self.slots[s], steps[s]
                 outs[s] = self.runner.forward_full(self._prompt(st, step), self.image_size)
         else:
-            new_feats = self.runner.encode_images([steps[s].image for s in slots], self.image_size)
+            frames = [f for s in slots for f in ([steps[s].image] + ([steps[s].depth_image] if self.depth else []))]
+            per = 2 if self.depth else 1
+            encoded = self.runner.encode_images(frames, self.image_size)
+            new_feats = [encoded[k:k + per] for k in range(0, len(encoded), per)]  # each slot's step images
             chunks, pasts, offsets = [], [], []
             for s, feat in zip(slots, new_feats):
                 st, step = self.slots[s], steps[s]
                 if self.mode == "kv":
                     delta = self.format.render_delta(step, self.system_prompt, st.actions[-1] if st.actions else None)
                     delta = self._with_forced_prefix(delta)
-                    feats = [feat]
+                    feats = list(feat)
                     pasts.append(st.kv)
                     offsets.append(st.offset)
                 else:
                     delta = self._prompt(st, step)
                     n_img = len(delta.images)  # the format decides which frames it shows (all, or the last)
-                    feats = (st.features + [feat])[-n_img:] if n_img else []
+                    feats = (st.features + list(feat))[-n_img:] if n_img else []
                     pasts.append(None)
                     offsets.append(0)
                 ids, _ = self.runner.tokenize(delta, [f.grid_thw for f in feats])
                 chunks.append(Chunk(ids, feats))
             outs = dict(zip(slots, self.runner.forward_chunks(chunks, pasts, offsets)))
             for s, feat in zip(slots, new_feats):
-                self.slots[s].features.append(feat)
+                self.slots[s].features.extend(feat)
         # 2. decide
         decisions = self._decide(slots, observations, outs)
         # 3. update histories (the chosen action is fed at the next step's delta in kv mode)
@@ -423,30 +447,56 @@ class VLMPolicy(BasePolicy):
         return self._with_forced_prefix(r)
 
     def _with_forced_prefix(self, r: Rendered) -> Rendered:
-        """Append the answer text the format puts before the action (objectnav-json's JSON head) when scoring."""
-        prefix = self.format.answer_prefix()
-        if self.decode != "score" or not prefix:
+        """In `score` mode, append the answer text the format puts before the action (objectnav-json's JSON
+        head, its free fields left empty), segment by segment as training tokenizes it."""
+        if self.decode != "score":
             return r
-        return Rendered(r.segments + [Segment(prefix)], r.images)
+        forced = []
+        for part in self.format.answer_parts():
+            if part.kind == "action":
+                break
+            if part.kind == "text":
+                forced.append(Segment(part.text))
+        return Rendered(r.segments + forced, r.images) if forced else r
+
+    def _fallback(self, slot: Slot, allowed: Sequence[str]) -> str:
+        """An unbiased draw among the allowed actions for an invalid answer: a generator per (seed, episode,
+        step), so the choice does not depend on the slot or the batch and a rerun draws the same."""
+        import zlib
+
+        eid = str(self.episode_ids.get(slot))
+        step = len(self.slots[slot].actions)
+        rng = np.random.default_rng([self.seed, zlib.crc32(eid.encode()), step])
+        return str(allowed[int(rng.integers(len(allowed)))])
 
     def _decide(self, slots: list[Slot], observations: dict[Slot, Observation], outs: dict[Slot, StepOutput]
                 ) -> dict[Slot, ActionOutput]:
-        scores = self._score(slots, observations, outs)
         if self.decode == "score":
+            scores = self._score(slots, observations, outs)
             return {s: ActionOutput(max(scores[s], key=scores[s].get), True, None, scores[s]) for s in slots}
+        if self.decode == "constrained":
+            return self._constrained(slots, observations, outs)
         texts = self._generate(slots, outs)
         res = {}
         for s in slots:
-            parsed = self.parse_stats.add(self.format.parse(texts[s], observations[s].allowed_actions))
+            allowed = observations[s].allowed_actions
+            parsed = self.parse_stats.add(self.format.parse(texts[s], allowed))
             if parsed.valid:
-                res[s] = ActionOutput(parsed.action, True, texts[s], scores[s])
+                res[s] = ActionOutput(parsed.action, True, texts[s])
             else:
-                res[s] = ActionOutput(max(scores[s], key=scores[s].get), False, texts[s], scores[s])
+                res[s] = ActionOutput(self._fallback(s, [a for a in self._space_actions() if a in allowed]),
+                                      False, texts[s])
         return res
+
+    def _space_actions(self) -> tuple[str, ...]:
+        from navtune.core.actions import ACTION_SPACES
+
+        return ACTION_SPACES[self.action_space]
 
     def _score(self, slots: list[Slot], observations: dict[Slot, Observation], outs: dict[Slot, StepOutput]
                ) -> dict[Slot, dict[str, float]]:
-        """Log-prob of each allowed action's tokens after the prompt (first-token log-prob when decoding freely)."""
+        """Log-prob of each allowed action's whole token sequence after each slot's state in `outs` (the
+        continuations of all candidates of all slots in one batched forward)."""
         res: dict[Slot, dict[str, float]] = {}
         multi: list[tuple[Slot, str, list[int]]] = []
         logps = torch.log_softmax(torch.stack([outs[s].last_logits for s in slots]), -1)  # one call for the batch
@@ -455,12 +505,12 @@ class VLMPolicy(BasePolicy):
             for seg in self.format.candidates(observations[s].allowed_actions):
                 ids = self.runner.tokenize_text(seg.text)
                 res[s][seg.action] = float(logp[ids[0]])
-                if len(ids) > 1 and self.decode == "score":
+                if len(ids) > 1:
                     multi.append((s, seg.action, ids))
             if not res[s]:
                 raise ValueError(f"slot {s!r}: no allowed action of the {self.action_space} space in "
                                  f"{observations[s].allowed_actions}")
-        if multi:  # whole-continuation scores, all candidates of all slots in one batched forward
+        if multi:
             chunks = [Chunk(ids[:-1]) for _, _, ids in multi]
             pasts = [outs[s].kv for s, _, _ in multi]
             offsets = [outs[s].offset for s, _, _ in multi]
@@ -470,23 +520,66 @@ class VLMPolicy(BasePolicy):
                 res[s][a] += float(sum(lp[j, ids[j + 1]] for j in range(len(ids) - 1)))
         return res
 
-    def _generate(self, slots: list[Slot], outs: dict[Slot, StepOutput]) -> dict[Slot, str]:
-        """Greedy decode loop from each slot's cache (batched); the caches themselves are left untouched."""
+    def _greedy(self, slots: list[Slot], cur: dict[Slot, StepOutput], budget: dict[Slot, int],
+                stop: str | None = None) -> dict[Slot, list[int]]:
+        """Greedy tokens from each slot's state in `cur` (batched), until the end of the turn, a token holding a
+        character of `stop` (not fed) or the slot's token `budget`; `cur` and `budget` are advanced in place."""
         gen: dict[Slot, list[int]] = {s: [] for s in slots}
-        live = list(slots)
-        cur = {s: outs[s] for s in slots}
-        for _ in range(self.max_new_tokens):
+        live = [s for s in slots if budget[s] > 0]
+        while live:
             nxt = {}
-            for s in live:
-                tok = int(torch.argmax(cur[s].last_logits))
+            best = torch.stack([cur[s].last_logits for s in live]).argmax(-1).tolist()  # one call for the batch
+            for s, tok in zip(live, best):
                 if tok in self.runner.eos_ids:
                     continue
+                if stop is not None and any(c in stop for c in self.runner.tokenizer.decode([tok])):
+                    continue
                 gen[s].append(tok)
+                budget[s] -= 1
                 nxt[s] = tok
-            live = list(nxt)
-            if not live:
+            live = [s for s in nxt if budget[s] > 0]
+            fed = list(nxt)
+            if not fed:
                 break
-            res = self.runner.forward_chunks([Chunk([nxt[s]]) for s in live], [cur[s].kv for s in live],
-                                             [cur[s].offset for s in live])
-            cur.update(dict(zip(live, res)))
+            res = self.runner.forward_chunks([Chunk([nxt[s]]) for s in fed], [cur[s].kv for s in fed],
+                                             [cur[s].offset for s in fed])
+            cur.update(dict(zip(fed, res)))
+        return gen
+
+    def _generate(self, slots: list[Slot], outs: dict[Slot, StepOutput]) -> dict[Slot, str]:
+        """Greedy decode loop from each slot's cache (batched); the caches themselves are left untouched."""
+        cur = dict(outs)
+        gen = self._greedy(slots, cur, {s: self.max_new_tokens for s in slots})
         return {s: self.runner.tokenizer.decode(gen[s], skip_special_tokens=True) for s in slots}
+
+    def _feed(self, slots: list[Slot], cur: dict[Slot, StepOutput], text: str) -> None:
+        ids = self.runner.tokenize_text(text)
+        res = self.runner.forward_chunks([Chunk(list(ids)) for _ in slots], [cur[s].kv for s in slots],
+                                         [cur[s].offset for s in slots])
+        cur.update(dict(zip(slots, res)))
+
+    def _constrained(self, slots: list[Slot], observations: dict[Slot, Observation], outs: dict[Slot, StepOutput]
+                     ) -> dict[Slot, ActionOutput]:
+        """Walk the format's answer parts: forced text fed, free text generated until its stop, the action
+        chosen among the allowed ones by whole-continuation scores."""
+        cur = dict(outs)
+        texts = {s: "" for s in slots}
+        budget = {s: self.max_new_tokens for s in slots}
+        res: dict[Slot, ActionOutput] = {}
+        for part in self.format.answer_parts():
+            if part.kind == "text":
+                self._feed(slots, cur, part.text)
+                for s in slots:
+                    texts[s] += part.text
+            elif part.kind == "free":
+                gen = self._greedy(slots, cur, budget, stop=part.stop or None)
+                for s in slots:
+                    texts[s] += self.runner.tokenizer.decode(gen[s], skip_special_tokens=True)
+            else:
+                scores = self._score(slots, observations, cur)
+                for s in slots:
+                    a = max(scores[s], key=scores[s].get)
+                    res[s] = ActionOutput(a, True, texts[s] + a, scores[s])
+                break
+        self.parse_stats.total += len(slots)
+        return res

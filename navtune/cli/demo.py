@@ -6,26 +6,44 @@ from pathlib import Path
 import typer
 
 
+DEMO_TASKS = ("vln", "objectnav")
+
+
 def register(app: typer.Typer) -> None:
     @app.command("demo")
     def demo(
+        task: str = typer.Option("vln", "--task", help="vln (graph low-level actions, seed 1's setting) | objectnav "
+                                 "(continuous actions, seed 2's JSON-answering agent and offline-RL round)."),
         quick: bool = typer.Option(False, "--quick", help="A ~2-minute smoke version (CI)."),
-        out: Path = typer.Option(Path("navtune-demo"), "--out", help="Working folder (rerun to resume; finished stages are skipped)."),
+        out: Path | None = typer.Option(None, "--out", help="Working folder (rerun to resume; finished stages are "
+                                        "skipped). Default: navtune-demo (vln) or navtune-demo-objectnav."),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
-        test_seeds: str = typer.Option(None, "--test-seeds", help="Held-out house seeds A-B (inclusive) for "
-                                       "evaluation; default 1000-1059 (360 episodes; --quick: 1000-1001)."),
+        test_seeds: str | None = typer.Option(None, "--test-seeds", help="Held-out house seeds A-B (inclusive) for "
+                                              "evaluation; default: the demo's (never its training houses)."),
     ) -> None:
         """The whole loop on a CPU: houses -> expert data -> tiny model -> SFT -> offline rounds -> evaluation on
         held-out houses -> HTML report.
 
-        Generates houses and VLN episodes, collects expert data, builds a tiny Qwen2.5-VL, fine-tunes it (SFT,
+        Generates houses and episodes, collects expert data, builds a tiny Qwen2.5-VL, fine-tunes it (SFT,
         then the offline rounds the recipe enables), exports the final agent to OUT/final (a self-describing
         folder: `navtune eval --agent vlm --model OUT/final` needs no other flag), evaluates every rung with the
         baselines on held-out houses (95 % intervals) and writes an HTML report and OUT/summary.json. Prints the
-        headline table, each stage's paired difference against the rung below it, and the report's path."""
+        headline table, each stage's paired difference against the rung below it, and the report's path.
+        --task objectnav runs seed 2's loop (JSON answers, mined failures, one AWR round)."""
         from navtune.cli.errors import fail
-        from navtune.demo import DemoError, run_demo
+        from navtune.demo import DemoError
 
+        if task not in DEMO_TASKS:
+            fail(DemoError(f"--task must be one of {', '.join(DEMO_TASKS)} (got {task!r})"))
+        if task == "objectnav":
+            try:
+                _objectnav(out or Path("navtune-demo-objectnav"), quick, test_seeds, quiet)
+            except DemoError as e:
+                fail(e)
+            return
+        from navtune.demo import run_demo
+
+        out = out or Path("navtune-demo")
         try:
             res = run_demo(out, quick=quick, show=not quiet, test_seeds=test_seeds)
         except DemoError as e:
@@ -39,3 +57,24 @@ def register(app: typer.Typer) -> None:
                    + (f" ({stages})" if stages else ""))
         typer.echo(f"summary: {Path(res['summary']).resolve()}")
         typer.echo(f"report: {Path(res['report']).resolve()}")
+
+
+def _objectnav(out: Path, quick: bool, test_seeds: str | None, quiet: bool) -> None:
+    from navtune.demo.objectnav import DemoError, run_objectnav_demo
+
+    try:
+        res = run_objectnav_demo(out, quick=quick, show=not quiet, test_seeds=test_seeds)
+    except ValueError as e:
+        raise DemoError(str(e)) from e
+    s = res["summary"]
+    typer.echo(res["table"])
+    for name, a in s["agents"].items():
+        lo, hi = a["sr_ci95"]
+        typer.echo(f"{name:>13}: SR {100 * a['sr']:5.1f} % (95 % CI {100 * lo:.1f}-{100 * hi:.1f}, n={a['episodes']})"
+                   f"  valid {a['valid_action_pct']:.1f} %" + (f"  decode {a['decode']}" if a["decode"] else ""))
+    d = s["awr_sr_change"]
+    typer.echo(f"AWR round: SR change {100 * d['mean']:+.1f} points (95 % CI {100 * d['ci95'][0]:+.1f} to "
+               f"{100 * d['ci95'][1]:+.1f}, paired, n={d['episodes']})")
+    typer.echo(f"wall time: {s['wall_s']:.0f} s; final agent: {(out / 'final').resolve()}; "
+               f"summary: {(out / 'summary.json').resolve()}")
+    typer.echo(f"report: {Path(res['report']).resolve()}")

@@ -15,26 +15,13 @@ _TASK = typer.Option("objectnav", "--task", help="objectnav or vln.")
 
 
 def parse_seeds(text: str) -> list[int]:
-    """'0-99' / '1,4,9' / '0-4,10' -> sorted unique seeds."""
-    out: set[int] = set()
-    for part in text.split(","):
-        part = part.strip()
-        if not part:
-            continue
-        try:
-            if "-" in part:
-                a, b = part.split("-", 1)
-                lo, hi = int(a), int(b)
-                if hi < lo:
-                    raise ValueError
-                out.update(range(lo, hi + 1))
-            else:
-                out.add(int(part))
-        except ValueError:
-            raise typer.BadParameter(f"bad seed range {part!r} (expected e.g. '0-99' or '3,5')") from None
-    if not out or min(out) < 0:
-        raise typer.BadParameter("seeds must be non-negative integers")
-    return sorted(out)
+    """--seeds as house seeds (navtune.envs.house.seeds), a bad value as typer's usage error."""
+    from navtune.envs.house.seeds import parse_seeds as parse
+
+    try:
+        return parse(text)
+    except ValueError as e:
+        raise typer.BadParameter(str(e)) from None
 
 
 def _check_task(task: str) -> None:

@@ -3,8 +3,10 @@
 The format's `unit` decides the sample:
 
 * ``"step"`` (``r2r-lowlevel``, ``objectnav-json``): one sample per step (the prompt with the history the
-  format shows, then the answer), labels only on the action's tokens (for ``r2r-lowlevel`` the word after
-  ``Action: ``, as in the seed).
+  format shows, then the answer), labels on the answer's tokens: the action (for ``r2r-lowlevel`` the word
+  after ``Action: ``, as in the seed) and, for formats whose answer holds more (``objectnav-json``'s JSON),
+  the answer text too (`text_spans`), with Observation / Reasoning either empty (``answer="action-only"``)
+  or grounded in the simulator's knowledge of the view (``answer="grounded"``, `navtune.data.grounding`).
 * ``"episode"`` (``chat``): one sample per episode, every action labelled, plus each action's token span
   and the labelled positions, so a trainer can compute logits only where labels are.
 
@@ -25,7 +27,7 @@ from typing import Any, Sequence
 import torch
 from torch.utils.data import Dataset
 
-from navtune.agents.prompts.base import IMAGE_PAD, image_token_count, merge_size_of, tokenize_rendered
+from navtune.agents.prompts.base import IMAGE_PAD, image_token_count, merge_size_of, tokenize_segments
 from navtune.core.actions import ACTION_SPACES
 from navtune.data.format import DatasetFormatError, EpisodeDataset, split_by_scene
 
@@ -38,6 +40,19 @@ class FrameRef:
 
     episode: int
     t: int
+    kind: str = "rgb"  # "rgb" | "depth" (shown as a colour image, `navtune.agents.depth.depth_image`)
+
+
+def text_labelled(episode_id: str, t: int, fraction: float) -> bool:
+    """Whether step t's answer text is labelled when only `fraction` of the steps are (a fixed draw per
+    (episode, step), so every epoch and every process makes the same choice)."""
+    if fraction >= 1.0:
+        return True
+    if fraction <= 0.0:
+        return False
+    import zlib
+
+    return (zlib.crc32(f"{episode_id}/{t}".encode()) % 1_000_003) / 1_000_003 < fraction
 
 
 def _round(d: float, decimals: int | None) -> float:
@@ -49,7 +64,11 @@ class FormatSamples(Dataset):
 
     `target`: ``"action"`` labels the executed action; ``"expert"`` labels the expert's action at each
     visited state (DAgger data: the history shows what was executed, the answer is what the expert
-    would have done; per-step formats only). `episode_ids` restricts to a subset (e.g. a split)."""
+    would have done; per-step formats only). `episode_ids` restricts to a subset (e.g. a split).
+    `answer`: the answer text around the action, ``"action-only"`` (empty) or ``"grounded"`` (written from
+    the simulator's knowledge). `text_fraction`: share of steps whose answer text is labelled (the action
+    always is; the text is fed either way): each labelled token costs a softmax over the whole vocabulary.
+    `depth`: show each step's depth frame too (as a colour image after the RGB frame)."""
 
     def __init__(
         self,
@@ -61,12 +80,21 @@ class FormatSamples(Dataset):
         target: str = "action",
         distance_decimals: int | None = 3,
         episode_ids: Sequence[str] | None = None,
+        answer: str = "action-only",
+        text_fraction: float = 1.0,
+        depth: bool = False,
     ):
         from navtune.agents.prompts import format_class, get_format, load_system_prompt
+        from navtune.data.grounding import ANSWERS
 
         self.ds = dataset if isinstance(dataset, EpisodeDataset) else EpisodeDataset(dataset)
         if target not in ("action", "expert"):
             raise ValueError(f"target must be 'action' or 'expert' (got {target!r})")
+        if answer not in ANSWERS:
+            raise ValueError(f"answer must be one of {ANSWERS} (got {answer!r})")
+        if not 0.0 <= text_fraction <= 1.0:
+            raise ValueError(f"text_fraction must be in [0, 1] (got {text_fraction})")
+        self.answer, self.text_fraction, self.depth = answer, float(text_fraction), bool(depth)
         spaces = {ep.action_space for ep in self.ds}
         speaks = format_class(format).action_spaces
         bad = spaces - set(speaks)
@@ -77,13 +105,15 @@ class FormatSamples(Dataset):
             raise ValueError(f"{self.ds.root}: format {format!r} needs one action space, the dataset mixes "
                              f"{sorted(spaces)}")
         self.format = get_format(format, action_space=next(iter(spaces), None))
+        if depth and not self.format.shows_depth:
+            raise ValueError(f"prompt format {format!r} shows no depth image (depth=True needs e.g. objectnav-json)")
         self.format_name = format
         self.processor = processor
         self.tokenizer = processor.tokenizer
         self.image_processor = processor.image_processor
         self.merge = merge_size_of(processor)
         self.image_token_id = int(self.tokenizer.convert_tokens_to_ids(IMAGE_PAD))
-        self.system_prompt = system_prompt if system_prompt is not None else load_system_prompt()
+        self.system_prompt = system_prompt if system_prompt is not None else load_system_prompt(format=self.format)
         self.image_size = tuple(image_size) if image_size else None
         self.target = target
         self.distance_decimals = distance_decimals
@@ -109,6 +139,10 @@ class FormatSamples(Dataset):
                 if target == "expert" and s.expert_action is None:
                     raise DatasetFormatError("missing (--target expert needs the expert's action at every step)",
                                              file=manifest, where=where, field="expert_action")
+                if depth and s.depth is None:
+                    raise DatasetFormatError("no depth frame (collect with depth to train a model that sees depth)",
+                                             file=manifest, where=where, field="depth")
+        self._hfov: float | None = None
 
     # ------------------------------------------------------------ steps -> prompt inputs
     def step_inputs(self, e: int) -> tuple[list[Any], list[str], list[str]]:
@@ -129,11 +163,22 @@ class FormatSamples(Dataset):
                     allowed_actions=tuple(s.allowed_actions or space),
                     image=FrameRef(e, t),
                     previous_images=[FrameRef(e, k) for k in range(t)],
+                    depth_image=FrameRef(e, t, "depth") if self.depth else None,
                 )
             )
             executed.append(s.action)
         labels = [s.expert_action for s in ep.steps] if self.target == "expert" else list(executed)
         return steps, executed, labels
+
+    def answers(self, e: int, labels: Sequence[str]) -> list[Any] | None:
+        """The answer text around each labelled action (None: the format's answer is the action alone)."""
+        if self.answer == "action-only":
+            return None
+        from navtune.data.grounding import dataset_hfov, grounded_answers
+
+        if self._hfov is None:
+            self._hfov = dataset_hfov(self.ds)
+        return grounded_answers(self.ds, self.ds[e], labels, self._hfov)
 
     # ------------------------------------------------------------ tokenization
     def _load_images(self, refs: Sequence[Any]) -> list[Any]:
@@ -143,7 +188,12 @@ class FormatSamples(Dataset):
         for r in refs:
             if not isinstance(r, FrameRef):
                 raise TypeError(f"unexpected image {r!r} in a rendered prompt")
-            img = Image.fromarray(self.ds.load_rgb(self.ds[r.episode], r.t))
+            if r.kind == "depth":
+                from navtune.agents.depth import depth_image
+
+                img = Image.fromarray(depth_image(self.ds.load_depth(self.ds[r.episode], r.t)))
+            else:
+                img = Image.fromarray(self.ds.load_rgb(self.ds[r.episode], r.t))
             if self.image_size is not None and img.size != self.image_size:
                 img = img.resize(self.image_size, Image.Resampling.LANCZOS)
             out.append(img)
@@ -164,19 +214,24 @@ class FormatSamples(Dataset):
                 memo[r] = (pre["pixel_values"], pre["image_grid_thw"])
         return torch.cat([memo[r][0] for r in refs]), torch.cat([memo[r][1] for r in refs])
 
-    def encode(self, rendered: Any, memo: dict | None = None) -> dict[str, Any]:
-        """Token ids (segments tokenized one by one), labels on target segments, image tensors."""
+    def encode(self, rendered: Any, memo: dict | None = None, text_labels: bool = True) -> dict[str, Any]:
+        """Token ids (segments tokenized one by one), labels on the action targets and (with `text_labels`) on
+        the answer text, image tensors."""
         pixels = self._pixels(rendered.images, memo)
         out: dict[str, Any] = {}
         counts: list[int] = []
         if pixels is not None:
             out["pixel_values"], out["image_grid_thw"] = pixels
             counts = [image_token_count(g, self.merge) for g in out["image_grid_thw"]]
-        ids, spans = tokenize_rendered(rendered, counts,
-                                       lambda text: self.tokenizer(text, add_special_tokens=False)["input_ids"])
+        tok = tokenize_segments(rendered, counts,
+                                lambda text: self.tokenizer(text, add_special_tokens=False)["input_ids"])
+        ids, spans = tok.ids, tok.action_spans
+        text_spans = tok.text_spans if text_labels else []
         input_ids = torch.tensor([ids], dtype=torch.long)
         labels = torch.full((len(ids),), IGNORE_INDEX, dtype=torch.long)
         for a, b, _ in spans:
+            labels[a:b] = input_ids[0, a:b]
+        for a, b in text_spans:
             labels[a:b] = input_ids[0, a:b]
         out.update(
             input_ids=input_ids,
@@ -185,8 +240,10 @@ class FormatSamples(Dataset):
             labels=labels,
             label_positions=torch.nonzero(labels != IGNORE_INDEX).flatten(),
             action_spans=[(a, b) for a, b, _ in spans],
+            text_spans=list(text_spans),
             actions=[act for _, _, act in spans],
-            image_keys=[(r.episode, r.t) for r in rendered.images],  # which frame each image is (feature caches)
+            image_keys=[(r.episode, r.t) if r.kind == "rgb" else (r.episode, r.t, r.kind)  # which frame each image is
+                        for r in rendered.images],
         )
         return out
 
@@ -229,9 +286,11 @@ class StepSamples(FormatSamples):
     def __getitem__(self, i: int) -> dict[str, Any]:
         e, t = self.index[i]
         steps, _, labels = self.step_inputs(e)
-        rendered = self.format.render_step(steps[t], self.system_prompt) + self.format.render_target(labels[t])
-        sample = self.encode(rendered)
+        answers = self.answers(e, labels)
+        target = self.format.render_target(labels[t], answer=None if answers is None else answers[t])
         ep = self.ds[e]
+        sample = self.encode(self.format.render_step(steps[t], self.system_prompt) + target,
+                             text_labels=text_labelled(ep.episode_id, t, self.text_fraction))
         s = ep.steps[t]
         sample.update(episode_id=ep.episode_id, t=t, allowed=[tuple(steps[t].allowed_actions)],
                       reward=s.reward, ret=s.ret)
@@ -259,7 +318,9 @@ class EpisodeSamples(FormatSamples):
             chunks = [self._relabel(self.encode(rendered), labels, f"{self.ds.root}: episode {ep.episode_id!r}")]
         else:
             memo: dict = {}  # this episode's frames, decoded once for all its step prompts
-            chunks = [self.encode(r, memo) for r in self.format.render_episode(steps, labels, self.system_prompt)]
+            rendered = self.format.render_episode(steps, labels, self.system_prompt, self.answers(e, labels))
+            chunks = [self.encode(r, memo, text_labelled(ep.episode_id, t, self.text_fraction))
+                      for t, r in enumerate(rendered)]
         return {
             "episode_id": ep.episode_id,
             "chunks": chunks,

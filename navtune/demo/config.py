@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
 
+from navtune.envs.house.seeds import parse_seeds
+
 
 @dataclass(frozen=True)
 class DemoConfig:
@@ -39,32 +41,20 @@ class DemoConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        seeds = parse_seeds(self.test_seeds)  # a bad range fails here, naming the option
+        seeds = parse_seeds(self.test_seeds, "--test-seeds")  # a bad range fails here, naming the option
         if set(seeds) & set(range(self.train_houses)):
             raise ValueError(f"--test-seeds {self.test_seeds}: held-out houses must not be training houses "
                              f"(0-{self.train_houses - 1})")
 
     @property
-    def test_seed_range(self) -> range:
-        return parse_seeds(self.test_seeds)
+    def test_seed_range(self) -> list[int]:
+        return parse_seeds(self.test_seeds, "--test-seeds")
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     def with_test_seeds(self, seeds: str | None) -> "DemoConfig":
         return self if seeds is None else replace(self, test_seeds=seeds)
-
-
-def parse_seeds(text: str) -> range:
-    """'A-B' (inclusive) or 'A' -> range of house seeds."""
-    try:
-        a, _, b = str(text).partition("-")
-        lo, hi = int(a), int(b) if b else int(a)
-    except ValueError:
-        raise ValueError(f"--test-seeds {text!r}: expected A-B (house seeds, inclusive), e.g. 1000-1059") from None
-    if lo < 0 or hi < lo:
-        raise ValueError(f"--test-seeds {text!r}: expected 0 <= A <= B")
-    return range(lo, hi + 1)
 
 
 QUICK = DemoConfig(train_houses=4, paths_per_house=1, test_seeds="1000-1001", test_paths_per_house=1,

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from navtune.core.errors import NavtuneError
 from navtune.core.io import atomic_write_json
 from navtune.demo.config import FULL, QUICK, DemoConfig
 
@@ -54,8 +55,8 @@ class TrainedAgent:
     folder: Path
 
 
-class DemoError(RuntimeError):
-    pass
+class DemoError(NavtuneError):
+    """A demo that cannot run as asked (a folder holding another recipe, a bad option)."""
 
 
 @dataclass

@@ -35,7 +35,14 @@ class AgentSpec:
     format: str | None = option(None, help="vlm: r2r-lowlevel | objectnav-json | chat (or a --plugin's); default: "
                                 "the model folder's navtune_agent.json, else r2r-lowlevel.")
     mode: str | None = option(None, help="vlm: full | cached | kv (default: the format's best).")
-    decode: str = option("score", help="vlm: score (constrained) | generate (free text; counts invalid actions).")
+    decode: str = option("score", help="vlm: score (the allowed actions' whole continuations after the forced "
+                         "answer head) | generate (free text, parsed; invalid answers are counted and replaced by "
+                         "an unbiased draw) | constrained (the format's answer skeleton forced, free fields "
+                         "generated, the action chosen among the allowed ones).")
+    max_new_tokens: int = option(64, min=1, help="vlm: most tokens generated per step (generate / constrained).")
+    sees_depth: bool = option(False, flag="--depth-input/--no-depth-input",
+                              help="vlm: the model is shown each step's depth frame as a second image (needs "
+                                   "--depth and a format that shows depth, e.g. objectnav-json).")
     system_prompt_file: str | None = option(None, flag="--system-prompt", help="vlm: system prompt file.")
     seed: int = option(0, help="random agent's seed.")
     dtype: str = option("float32", help="vlm: model dtype")
@@ -50,6 +57,8 @@ class AgentSpec:
             object.__setattr__(self, "image_size", tuple(int(v) for v in self.image_size))
         if self.kind not in BASELINES + ("vlm",):
             raise ValueError(f"unknown agent {self.kind!r}; known: {', '.join(BASELINES + ('vlm',))}")
+        if self.decode not in ("score", "generate", "constrained"):
+            raise ValueError(f"unknown --decode {self.decode!r}; known: score, generate, constrained")
         if self.kind == "vlm" and not self.model:
             raise ValueError("agent 'vlm' needs --model (a model folder or hub id)")
         if self.adapter and not is_hub_id(self.adapter) and not (Path(self.adapter) / "adapter_config.json").is_file():
@@ -136,4 +145,5 @@ def build_policy(spec: AgentSpec, action_space: str, loaded: tuple[Any, Any] | N
     model, processor = loaded if loaded is not None else load_vlm(spec.model, spec.adapter, spec.dtype, spec.device)
     return make_policy("vlm", model=model, processor=processor, format=spec.format, decode=spec.decode,
                        mode=spec.mode, system_prompt_file=spec.system_prompt_file, model_path=spec.model,
-                       image_size=spec.image_size, action_space=action_space)
+                       image_size=spec.image_size, action_space=action_space, max_new_tokens=spec.max_new_tokens,
+                       depth=spec.sees_depth, seed=spec.seed)

@@ -35,7 +35,7 @@ from navtune.envs.protocol import Observation, StepResult
 from navtune.data.collectors.common import geodesic_of
 from navtune.evaluation.backends import EvalEpisode, EvalTask
 from navtune.evaluation.registry import EpisodeTrace
-from navtune.metrics.failures import FailureConfig, failure_modes
+from navtune.metrics.failures import FAILURE_MODES, FailureConfig, failure_modes
 
 
 @dataclass
@@ -76,6 +76,7 @@ class _Run:
     epa_expert: list[str] = field(default_factory=list)
     epa_policy: list[str] = field(default_factory=list)
     epa_poses: list[list[float]] = field(default_factory=list)
+    epa_valid: list[bool] = field(default_factory=list)  # the policy's answers on the expert's path parsed?
     actions: list[str] = field(default_factory=list)
     expert_actions: list[str | None] = field(default_factory=list)
     poses: list[list[float]] = field(default_factory=list)
@@ -121,13 +122,16 @@ def finished_ids(results_path: str | Path) -> set[str]:
 def build_row(run: _Run, task: EvalTask, metrics: dict, cfg: EvalConfig, policy_name: str,
               frames_rel: str | None) -> dict:
     """The result row of one finished episode (plain JSON)."""
-    fails = failure_modes(run.actions, [p[:3] for p in run.poses], run.collided, cfg.failure, task.action_space)
+    success = metrics.get("sr")
+    fails = failure_modes(run.actions, [p[:3] for p in run.poses], run.collided, cfg.failure, task.action_space,
+                          success=None if success is None else bool(success))
     m = dict(metrics)
     n_epa = len(run.epa_expert)
     m["epa"] = (sum(a == b for a, b in zip(run.epa_expert, run.epa_policy)) / n_epa) if n_epa else None
-    m["valid_action_pct"] = 100.0 * sum(run.valid) / len(run.valid) if run.valid else 100.0
+    answers = run.valid + run.epa_valid  # every answer the policy gave: driving and on the expert's path
+    m["valid_action_pct"] = 100.0 * sum(answers) / len(answers) if answers else 100.0
     m["collisions"] = float(fails["collisions"])
-    for k in ("stuck", "oscillation", "collision"):
+    for k in FAILURE_MODES:
         m[k] = float(fails[k])
     row = {
         "episode_id": run.ep.episode_id,
@@ -263,17 +267,18 @@ class _EvalLoop:
         calls = {}
         for s, r in self.runs.items():
             a = chosen[s]
+            out = self.policy.last_outputs.get(s)
+            valid = True if out is None else bool(out.valid)
+            if not valid and out is not None and out.text is not None:
+                r.invalid_texts.append(out.text)
             if r.phase == "epa":
+                r.epa_valid.append(valid)
                 r.epa_policy.append(a)
                 r.epa_expert.append(r.expert)
                 self.policy.set_executed_action(s, r.expert)
                 a = r.expert
             else:
-                out = self.policy.last_outputs.get(s)
-                valid = True if out is None else bool(out.valid)
                 r.valid.append(valid)
-                if not valid and out is not None and out.text is not None:
-                    r.invalid_texts.append(out.text)
                 r.actions.append(a)
                 r.expert_actions.append(r.expert)
             calls[s] = ("step", (a, self.want_expert(r)))

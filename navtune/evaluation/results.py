@@ -27,7 +27,7 @@ RUN_FILE = "run.json"
 RESULTS_FILE = "episodes.jsonl"
 SUMMARY_FILE = "summary.json"
 PREDICTIONS_FILE = "predictions.json"
-EXTRA_KEYS = ("epa", "valid_action_pct", "collisions", "stuck", "oscillation", "collision")
+EXTRA_KEYS = ("epa", "valid_action_pct", "collisions", "stuck", "oscillation", "collision", "early_stop", "timeout")
 
 
 class RunFolderError(NavtuneError):

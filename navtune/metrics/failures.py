@@ -10,6 +10,11 @@ looked blocked and every episode looked like a collision):
 - **oscillation**: a run of at least `window` consecutive turn actions that alternate direction
   (left, right, left, right, ...): the agent dithers between two headings.
 - **collision**: at least `min_collisions` actions reported as blocked by the simulator.
+- **early_stop**: the agent stopped where the episode does not count as a success (far from the goal).
+- **timeout**: the step budget ran out before the agent stopped.
+
+The last two are the commonest ways an episode fails (a random agent stops early, an agent that never
+stops times out); they need the episode's outcome (`success`), so they are False when it is not given.
 
 Inputs: `actions` (T,), `positions` (T+1, 2 or 3) — the position at reset and after each action — and
 `collided` (T,) booleans as the env reported them. Nothing here imports a simulator.
@@ -21,10 +26,10 @@ from typing import Sequence
 
 import numpy as np
 
-from navtune.core.actions import FORWARD, TURNS, action_space_of
+from navtune.core.actions import FORWARD, STOP_ACTIONS, TURNS, action_space_of
 from navtune.core.config import option
 
-FAILURE_MODES = ("stuck", "oscillation", "collision")
+FAILURE_MODES = ("stuck", "oscillation", "collision", "early_stop", "timeout")
 
 
 @dataclass(frozen=True)
@@ -132,9 +137,11 @@ def failure_modes(
     collided: Sequence[bool] | None = None,
     config: FailureConfig = FailureConfig(),
     action_space: str | None = None,
+    success: bool | None = None,
 ) -> dict:
-    """{stuck, oscillation, collision: bool, collisions: int, longest_alternation: int, stuck_windows: int,
-    failed: bool} for one episode. `collided=None` infers collisions from positions."""
+    """{stuck, oscillation, collision, early_stop, timeout: bool, collisions: int, longest_alternation: int,
+    stuck_windows: int, failed: bool} for one finished episode. `collided=None` infers collisions from
+    positions; `success` (the episode's outcome) decides early_stop / timeout (both False when None)."""
     if collided is None:
         collided = inferred_collisions(actions, positions, action_space)
     if len(collided) != len(actions):
@@ -150,7 +157,10 @@ def failure_modes(
         "longest_alternation": alt,
         "stuck_windows": len(windows),
     }
-    out["failed"] = out["stuck"] or out["oscillation"] or out["collision"]
+    stopped = bool(actions) and actions[-1] in STOP_ACTIONS
+    out["early_stop"] = success is not None and stopped and not success
+    out["timeout"] = success is not None and not stopped
+    out["failed"] = any(out[m] for m in FAILURE_MODES)
     return out
 
 
@@ -159,5 +169,5 @@ def failure_rates(rows: Sequence[dict]) -> dict[str, float]:
     n = len(rows)
     out = {}
     for m in FAILURE_MODES + ("failed",):
-        out[m] = float(sum(bool(r["failures"][m]) for r in rows) / n) if n else float("nan")
+        out[m] = float(sum(bool(r["failures"].get(m)) for r in rows) / n) if n else float("nan")
     return out

@@ -4,7 +4,8 @@ expert's corrective action at every state it visited, as a navtune episode datas
 The roll-outs go through the evaluation harness (N envs, one batched policy call per step, the expert
 queried at every visited state); a `DatasetRecorder` streams each episode's frames into the data issue's
 `EpisodeBuilder` (temp folder) and commits it with `DatasetWriter` only when the episode shows a failure
-mode (stuck / oscillation / collision, `navtune.metrics.failures`) or, optionally, did not succeed. The
+mode (stuck / oscillation / collision / early_stop / timeout, `navtune.metrics.failures`) or, optionally,
+did not succeed. The
 episode's result row is appended to `<out>/mine.jsonl` after the commit, so a rerun skips every episode
 that was decided, and an episode committed just before a crash is not written twice.
 
@@ -70,7 +71,7 @@ class DatasetRecorder:
         if not row["mined"]:
             handle.builder.abort()
             return
-        modes = [m for m in FAILURE_MODES if row["failures"][m]]
+        modes = [m for m in FAILURE_MODES if row["failures"].get(m)]
         pending = handle.builder.finish(final_pose=final_obs.pose, final_geodesic_distance=geodesic_of(final_obs),
                                         info={"failure_modes": modes, "failures": row["failures"],
                                               "policy": row["policy"], "sr": row["metrics"].get("sr")})
@@ -128,6 +129,6 @@ def mine_failures(
     rows = evaluate(policy, task, episodes, log, cfg, recorders=[recorder], on_row=on_row)
     summary.episodes = len(rows)
     summary.kept = len(recorder.kept)
-    summary.modes = {m: sum(bool(r["failures"][m]) for r in rows) for m in FAILURE_MODES}
+    summary.modes = {m: sum(bool(r["failures"].get(m)) for r in rows) for m in FAILURE_MODES}
     summary.total_kept = writer.finalize()
     return summary

@@ -2,9 +2,12 @@
 
 A packed ``chat`` episode is one chunk with every action labelled; a per-step format
 (``r2r-lowlevel``, ``objectnav-json``) gives one chunk per step with one labelled action each. Labels
-follow Hugging Face's convention (``-100`` = not labelled); each contiguous labelled run is one action,
-in episode order across chunks. Gradients are accumulated over an episode's chunks (seed 1's "batch 1
-with gradient accumulation over each episode's steps").
+follow Hugging Face's convention (``-100`` = not labelled). Without `action_spans` each contiguous labelled
+run is one action, in episode order across chunks; a chunk whose answer holds more than the action
+(objectnav-json's JSON) names its actions' token spans in `action_spans`, and its other labelled tokens
+are answer text. Gradients are accumulated over an episode's chunks (seed 1's "batch 1 with gradient
+accumulation over each episode's steps"); independent per-step chunks may be forwarded together as one
+padded batch (`TrainConfig.chunk_batch`).
 """
 from __future__ import annotations
 
@@ -23,12 +26,27 @@ class Chunk:
     inputs: dict[str, torch.Tensor]  # batch dim 1: input_ids (1, L), mm_token_type_ids (1, L), pixel_values, ...
     labels: torch.Tensor  # (L,), -100 where not labelled
     image_keys: tuple = ()  # one hashable key per image (the same frame has the same key across an episode's chunks)
+    action_spans: tuple[tuple[int, int], ...] | None = None  # the actions' token spans (None: each labelled run)
 
     def to(self, device: torch.device | str) -> "Chunk":
-        return Chunk({k: v.to(device) for k, v in self.inputs.items()}, self.labels.to(device), self.image_keys)
+        return Chunk({k: v.to(device) for k, v in self.inputs.items()}, self.labels.to(device), self.image_keys,
+                     self.action_spans)
 
     def runs(self) -> list[torch.Tensor]:
-        return label_runs(self.labels)
+        """Token positions of each action, in order."""
+        if self.action_spans is None:
+            return label_runs(self.labels)
+        return [torch.arange(a, b, device=self.labels.device) for a, b in self.action_spans]
+
+    def text_positions(self) -> torch.Tensor:
+        """Labelled positions outside every action: the answer text (empty for action-only answers)."""
+        pos = torch.nonzero(self.labels != -100, as_tuple=False).flatten()
+        if self.action_spans is None or pos.numel() == 0:
+            return pos[:0]
+        inside = torch.zeros_like(pos, dtype=torch.bool)
+        for a, b in self.action_spans:
+            inside |= (pos >= a) & (pos < b)
+        return pos[~inside]
 
 
 @dataclass
@@ -51,6 +69,11 @@ class EpisodeBatch:
     @property
     def num_actions(self) -> int:
         return len(self.actions)
+
+    @property
+    def num_text_tokens(self) -> int:
+        """Labelled answer-text tokens over the episode's chunks (what the answer term averages over)."""
+        return sum(int(c.text_positions().numel()) for c in self.chunks)
 
     def to(self, device: torch.device | str) -> "EpisodeBatch":
         return EpisodeBatch(self.episode_id, [c.to(device) for c in self.chunks], self.actions, self.allowed,

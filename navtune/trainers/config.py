@@ -62,6 +62,15 @@ class TrainConfig:
                                                  help="label the executed 'action' or the 'expert' action (DAgger)")
     image_size: tuple[int, int] | None = option((320, 240), cli_type=str, cli_default="320x240", to_field=parse_size,
                                                help="resize frames to WxH ('none': as stored; seed 1: 320x240)")
+    answer: Literal["action-only", "grounded"] = option(
+        "action-only", choices=("action-only", "grounded"),
+        help="answer text around the action (objectnav-json's Observation / Reasoning): empty, or grounded in the "
+             "simulator's knowledge of each view (generated houses)")
+    text_fraction: float = option(1.0, min=0.0, help="share of steps whose answer text is labelled (the action "
+                                  "always is); each labelled token costs a softmax over the whole vocabulary")
+    answer_coef: float = option(1.0, min=0.0, help="weight of the answer text's mean token NLL in the loss")
+    depth: bool = option(False, flag="--depth/--no-depth", help="show each step's depth frame as a second image "
+                         "(a colour map; needs data collected with depth)")
     # optimisation (seed-1 recipe)
     epochs: int = option(1, min=1, help="passes over the training episodes")
     max_steps: int = option(-1, help="stop after N optimizer steps (-1: epochs decide)")
@@ -70,6 +79,8 @@ class TrainConfig:
     warmup_ratio: float = option(0.1, help="linear warm-up over this fraction of the steps")
     grad_clip: float | None = option(1.0, help="gradient norm clip (none: no clipping)")
     accumulate_episodes: int = option(1, min=1, help="episodes per optimizer step on each process")
+    chunk_batch: int = option(1, min=1, help="per-step samples of an episode forwarded together as one padded "
+                              "batch (independent samples: the same gradient, fewer calls)")
     token_reduction: Literal["mean", "sum"] = option("mean", choices=("mean", "sum"),
                                                      help="per action: mean (HF per-step loss) or sum (log-prob)")
     precision: str = option("auto", help="auto (bf16-mixed on GPUs with bf16, else 32-true), bf16-true, 32-true, ...")
@@ -136,3 +147,8 @@ class AWRConfig(TrainConfig):
     value_lr: float = option(1e-3, help="learning rate of the value head (its bias starts at the dataset's mean return)")
     l2_coef: float = option(0.0, flag="--l2", help="lambda_L2 on ||LoRA||^2")
     entropy_coef: float = option(0.0, flag="--entropy", help="lambda_H: bonus on the entropy over the allowed actions")
+    relabelled: Literal["dagger", "returns"] = option(
+        "dagger", choices=("dagger", "returns"),
+        help="with --target expert: dagger (weight 1: the expert's action is optimal, its advantage under the "
+             "expert's value is 0) or returns (exp(A/beta) from the executed trajectory's return, which belongs "
+             "to another action wherever the policy deviated)")

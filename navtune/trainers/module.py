@@ -6,10 +6,12 @@ with DDP's gradient sync blocked until the last chunk of the last episode of an 
 memory stays that of one forward while the gradient is exactly the episode-mean loss's.
 
 Per action a: nll_a = -log p(a) (mean or sum over its tokens), and the episode loss is
-    SFT:  mean_a nll_a
-    AWR:  mean_a w_a nll_a + c_V mean_a (V_a - G_a)^2 + l2 ||LoRA||^2 - l_H mean_a H_a
+    SFT:  mean_a nll_a                                                    + c_A answer_nll
+    AWR:  mean_a w_a nll_a + c_V mean_a (V_a - G_a)^2 + l2 ||LoRA||^2 - l_H mean_a H_a + c_A answer_nll
 with w_a = min(exp((G_a - b_a) / beta), w_max) (AWR, b = value head or dataset mean return) or
-min(exp(G_a / beta), w_max) (RWR), and H_a the entropy over the allowed actions.
+min(exp(G_a / beta), w_max) (RWR), w_a = 1 for expert labels (`--target expert`, `relabelled="dagger"`: the
+expert's action has advantage 0 under the expert's value), H_a the entropy over the allowed actions, and
+answer_nll the mean NLL of the answer's other labelled tokens (objectnav-json's JSON; c_A `answer_coef`).
 """
 from __future__ import annotations
 
@@ -46,12 +48,29 @@ def backbone_and_head(model: nn.Module) -> tuple[nn.Module, nn.Module]:
 class ChunkOutput:
     """Per-token and per-action results of one forward, at labelled positions only."""
 
-    token_logp: torch.Tensor  # (n,) log p of each labelled token
-    logprobs: torch.Tensor  # (n, V) log-softmax at each labelled position (entropy)
-    targets: torch.Tensor  # (n,) label token ids
-    action_of_token: torch.Tensor  # (n,) action index (within the chunk) of each labelled token
+    token_logp: torch.Tensor  # (n,) log p of each labelled action token
+    logprobs: torch.Tensor | None  # (n, V) log-softmax at each action token position (entropy term), if asked
+    targets: torch.Tensor  # (n,) label token ids of the action tokens
+    action_of_token: torch.Tensor  # (n,) action index (within the chunk) of each action token
     state_hidden: torch.Tensor  # (A, H) hidden state before each action's first token
     n_actions: int
+    text_logp: torch.Tensor | None = None  # (m,) log p of each labelled answer-text token (None: no text)
+
+
+def concat_outputs(outs: list[ChunkOutput]) -> ChunkOutput:
+    """Several chunks' outputs as one (actions renumbered in order), for losses over a group of chunks."""
+    if len(outs) == 1:
+        return outs[0]
+    shift, aot = 0, []
+    for o in outs:
+        aot.append(o.action_of_token + shift)
+        shift += o.n_actions
+    texts = [o.text_logp for o in outs if o.text_logp is not None]
+    lps = [o.logprobs for o in outs]
+    return ChunkOutput(torch.cat([o.token_logp for o in outs]),
+                       torch.cat(lps) if all(lp is not None for lp in lps) else None,
+                       torch.cat([o.targets for o in outs]), torch.cat(aot),
+                       torch.cat([o.state_hidden for o in outs]), shift, torch.cat(texts) if texts else None)
 
 
 @functools.cache
@@ -82,39 +101,86 @@ def _cached_image_features(backbone: nn.Module, inputs: dict, keys: tuple, cache
     return {"image": BaseModelOutputWithPooling(pooler_output=[cache[k] for k in keys])}
 
 
-def forward_chunk(model: nn.Module, chunk: Chunk, image_cache: dict | None = None) -> ChunkOutput:
+def _pad_batch(chunks: list[Chunk]) -> tuple[dict, tuple]:
+    """Right-padded model inputs of several chunks (attention 0 on pads: a real token never attends to one),
+    their images concatenated in order, and the images' keys."""
+    L = max(int(c.labels.numel()) for c in chunks)
+    inputs: dict = {}
+    for key in ("input_ids", "attention_mask", "mm_token_type_ids"):
+        rows = [c.inputs[key] for c in chunks if key in c.inputs]
+        if len(rows) == len(chunks):
+            inputs[key] = torch.cat([torch.nn.functional.pad(r, (0, L - r.shape[1]), value=0) for r in rows])
+    if "attention_mask" not in inputs:
+        inputs["attention_mask"] = torch.cat([torch.nn.functional.pad(torch.ones_like(c.inputs["input_ids"]),
+                                                                      (0, L - c.inputs["input_ids"].shape[1]))
+                                              for c in chunks])
+    with_img = [c for c in chunks if "pixel_values" in c.inputs]
+    if with_img:
+        inputs["pixel_values"] = torch.cat([c.inputs["pixel_values"] for c in with_img])
+        inputs["image_grid_thw"] = torch.cat([c.inputs["image_grid_thw"] for c in with_img])
+    keys = tuple(k for c in chunks for k in c.image_keys)
+    return inputs, keys
+
+
+def forward_chunk(model: nn.Module, chunk: Chunk, image_cache: dict | None = None,
+                  need_logprobs: bool = True) -> ChunkOutput:
     """Forward one sequence and compute logits only where labels are (not over the whole sequence).
 
     With `image_cache` (a dict kept for one episode; only valid while the vision tower is frozen), each
     frame goes through the vision tower once per episode instead of once per chunk that shows it (on a
     transformers without ``mm_encoder_outputs`` every chunk re-encodes its frames: slower, same result)."""
-    runs = chunk.runs()
-    if not runs:
-        raise ValueError("a training sequence has no labelled tokens")
-    pos = torch.cat(runs)
-    if int(pos.min()) < 1:
-        raise ValueError("a labelled token at position 0 has no preceding position to predict it from")
-    action_of_token = torch.cat([torch.full((len(r),), i, dtype=torch.long, device=pos.device) for i, r in enumerate(runs)])
+    return forward_chunks(model, [chunk], image_cache, need_logprobs)[0]
+
+
+def forward_chunks(model: nn.Module, chunks: list[Chunk], image_cache: dict | None = None,
+                   need_logprobs: bool = True) -> list[ChunkOutput]:
+    """`forward_chunk` for several independent chunks in one padded forward (one batch row each), with one
+    output-projection call over every row's labelled positions."""
+    plan = []
+    for c in chunks:
+        runs = c.runs()
+        if not runs:
+            raise ValueError("a training sequence has no labelled tokens")
+        act = torch.cat(runs)
+        text = c.text_positions()
+        pos = torch.cat([act, text])
+        if int(pos.min()) < 1:
+            raise ValueError("a labelled token at position 0 has no preceding position to predict it from")
+        plan.append((runs, act, text, pos))
     backbone, head = backbone_and_head(model)
-    inputs = {k: v for k, v in chunk.inputs.items() if k in MODEL_INPUT_KEYS}
+    if len(chunks) == 1:
+        inputs = {k: v for k, v in chunks[0].inputs.items() if k in MODEL_INPUT_KEYS}
+        keys = chunks[0].image_keys
+    else:
+        inputs, keys = _pad_batch(chunks)
     if "mm_token_type_ids" not in inputs and "pixel_values" in inputs:
         raise ValueError("inputs with images need mm_token_type_ids (without it Qwen2.5-VL silently "
                          "falls back to 1-D positions)")
-    if (image_cache is not None and chunk.image_keys and "pixel_values" in inputs
-            and takes_encoder_outputs(type(backbone))):
-        mm = _cached_image_features(backbone, inputs, chunk.image_keys, image_cache)
+    if image_cache is not None and keys and "pixel_values" in inputs and takes_encoder_outputs(type(backbone)):
+        mm = _cached_image_features(backbone, inputs, keys, image_cache)
         inputs = {k: v for k, v in inputs.items() if k != "pixel_values"}
         out = backbone(**inputs, mm_encoder_outputs=mm, use_cache=False)
     else:
         out = backbone(**inputs, use_cache=False)
-    hidden = out.last_hidden_state[0]
-    h = hidden[pos - 1]
+    hidden = out.last_hidden_state
+    h = torch.cat([hidden[b, pos - 1] for b, (_, _, _, pos) in enumerate(plan)])
     logits = head(h)
-    logprobs = torch.log_softmax(L.at_least_float32(logits), dim=-1)
-    targets = chunk.labels[pos]
-    token_logp = logprobs.gather(-1, targets[:, None]).squeeze(-1)
-    first = torch.stack([r[0] for r in runs]) - 1
-    return ChunkOutput(token_logp, logprobs, targets, action_of_token, hidden[first], len(runs))
+    if logits.dtype in (torch.float16, torch.bfloat16):  # the softmax in float32 (float64 stays float64)
+        logits = logits.float()
+    targets = torch.cat([c.labels[pos] for c, (_, _, _, pos) in zip(chunks, plan)])
+    token_logp = -torch.nn.functional.cross_entropy(logits, targets, reduction="none")
+    results, k = [], 0
+    for b, (c, (runs, act, text, pos)) in enumerate(zip(chunks, plan)):
+        n_act, n = len(act), len(pos)
+        sl = slice(k, k + n_act)
+        logprobs = torch.log_softmax(logits[sl], dim=-1) if need_logprobs else None
+        action_of_token = torch.cat([torch.full((len(r),), i, dtype=torch.long, device=act.device)
+                                     for i, r in enumerate(runs)])
+        first = torch.stack([r[0] for r in runs]) - 1
+        results.append(ChunkOutput(token_logp[sl], logprobs, targets[sl], action_of_token, hidden[b, first],
+                                   len(runs), token_logp[k + n_act:k + n] if len(text) else None))
+        k += n
+    return results
 
 
 class NavTrainModule(pl.LightningModule):
@@ -203,21 +269,28 @@ class NavTrainModule(pl.LightningModule):
 
     def episode_loss(self, batch: EpisodeBatch, backward_scale: float | None = None,
                      sync_last: bool = True) -> dict[str, float]:
-        """The episode's loss (see module docstring). With `backward_scale`, back-propagates chunk by
-        chunk (scaled) and returns floats; the returned "loss" is the unscaled episode loss."""
+        """The episode's loss (see module docstring). With `backward_scale`, back-propagates group by group
+        of chunks (`chunk_batch` chunks per forward; scaled) and returns floats; the returned "loss" is the
+        unscaled episode loss."""
         T = batch.num_actions
+        n_text = batch.num_text_tokens
         a0 = 0
         returns = self.episode_returns(batch) if self.is_awr else None
         totals = {"loss": 0.0, "nll": 0.0}
+        if n_text:
+            totals["answer_nll"] = 0.0
         if self.is_awr:
             totals.update(weight=0.0, entropy=0.0, value_loss=0.0, advantage=0.0)
         image_cache = {} if self._vision_frozen() else None  # one episode's image features
-        for ci, chunk in enumerate(batch.chunks):
-            last = ci == len(batch.chunks) - 1
+        size = max(1, int(getattr(self.cfg, "chunk_batch", 1)))
+        groups = [batch.chunks[i:i + size] for i in range(0, len(batch.chunks), size)]
+        need_logprobs = self.is_awr and bool(self.cfg.entropy_coef)
+        for gi, group in enumerate(groups):
+            last = gi == len(groups) - 1
             block = backward_scale is not None and not (sync_last and last)
             ctx = _no_sync(self) if block else contextlib.nullcontext()
             with ctx:
-                out = forward_chunk(self.model, chunk, image_cache)
+                out = concat_outputs(forward_chunks(self.model, group, image_cache, need_logprobs))
                 sl = slice(a0, a0 + out.n_actions)
                 a0 += out.n_actions
                 logp = L.per_action(out.token_logp, out.action_of_token, out.n_actions, self.cfg.token_reduction)
@@ -226,6 +299,9 @@ class NavTrainModule(pl.LightningModule):
                 if self.is_awr:
                     loss, extra = self._awr_terms(batch, returns[sl], sl, out, logp, T)
                     terms.update(extra)
+                if out.text_logp is not None:  # the answer around the action: plain likelihood, never weighted
+                    terms["answer_nll"] = -out.text_logp.sum() / n_text
+                    loss = loss + self.cfg.answer_coef * terms["answer_nll"]
                 if last and self.is_awr and self.cfg.l2_coef:
                     l2 = self.cfg.l2_coef * L.l2_penalty([p for _, p in lora_parameters(self.model)])
                     loss = loss + l2
@@ -264,7 +340,12 @@ class NavTrainModule(pl.LightningModule):
         G = G.to(logp.device, logp.dtype)
         extra: dict[str, torch.Tensor] = {}
         loss = torch.zeros((), device=logp.device, dtype=logp.dtype)
-        if cfg.method == "rwr":
+        if cfg.target == "expert" and cfg.relabelled == "dagger":
+            # every label is the expert's action: optimal by construction, so its advantage under the expert's
+            # value is 0 and its weight exp(0) = 1. The return of the trajectory that was executed (a failure's,
+            # in mined data) says nothing about the relabelled action (DAgger's aggregation).
+            w = torch.ones_like(G)
+        elif cfg.method == "rwr":
             w = L.rwr_weights(G, cfg.beta, cfg.max_weight)
         elif cfg.baseline == "value":
             v = self.value_head(out.state_hidden.to(self.value_head.weight.dtype)).squeeze(-1).to(G.dtype)

@@ -204,8 +204,8 @@ def make_strategy(cfg: TrainConfig):
 class ExportCallback(pl.Callback):
     """Writes ``out/final`` (HF folder or peft adapter + processor + config) when training ends."""
 
-    def __init__(self, cfg: TrainConfig, processor, out: Path):
-        self.cfg, self.processor, self.out = cfg, processor, out
+    def __init__(self, cfg: TrainConfig, processor, out: Path, system_prompt: str | None = None):
+        self.cfg, self.processor, self.out, self.system_prompt = cfg, processor, out, system_prompt
 
     def on_train_end(self, trainer: pl.Trainer, pl_module) -> None:
         state_dict = None
@@ -213,11 +213,13 @@ class ExportCallback(pl.Callback):
             full = trainer.strategy.lightning_module_state_dict()
             state_dict = {k[len("model."):]: v for k, v in full.items() if k.startswith("model.")}
         if trainer.is_global_zero:
-            export_model(pl_module, self.processor, self.cfg, self.out, state_dict)
+            export_model(pl_module, self.processor, self.cfg, self.out, state_dict, self.system_prompt)
 
 
-def export_model(module, processor, cfg: TrainConfig, out: Path, state_dict: dict | None = None) -> Path:
-    """Save the trained model (full or adapter) with everything needed to load it back."""
+def export_model(module, processor, cfg: TrainConfig, out: Path, state_dict: dict | None = None,
+                 system_prompt: str | None = None) -> Path:
+    """Save the trained model (full or adapter) with everything needed to load it back, and the system prompt
+    it was trained with (`system_prompt`, else the file the run named or the model folder's)."""
     from safetensors.torch import save_file
 
     tmp = out.with_name(out.name + ".tmp")
@@ -230,7 +232,7 @@ def export_model(module, processor, cfg: TrainConfig, out: Path, state_dict: dic
         model.save_pretrained(tmp, safe_serialization=True)
     processor.save_pretrained(tmp)
     write_agent_files(tmp, cfg, adapter=hasattr(model, "peft_config"),
-                      trainer="awr" if isinstance(cfg, AWRConfig) else "sft")
+                      trainer="awr" if isinstance(cfg, AWRConfig) else "sft", system_prompt=system_prompt)
     if getattr(module, "value_head", None) is not None:
         save_file({k: v.detach().cpu().contiguous() for k, v in module.value_head.state_dict().items()},
                   str(tmp / "value_head.safetensors"))
@@ -255,13 +257,18 @@ def data_action_space(data: str | None) -> str | None:
     return None
 
 
-def write_agent_files(folder: Path, cfg: Any, adapter: bool, trainer: str, action_space: str | None = None) -> None:
+def write_agent_files(folder: Path, cfg: Any, adapter: bool, trainer: str, action_space: str | None = None,
+                      system_prompt: str | None = None) -> None:
     """What makes an output folder a self-describing agent: system_prompt.txt and navtune_agent.json (the
-    format, frame size, action space, system prompt and base model the weights need)."""
+    format, frame size, action space, system prompt and base model the weights need). `system_prompt`: the
+    text the run trained with (else the file the run named, the model folder's, or the format's own)."""
     from navtune.agents.models.card import make_card, write_card
-    from navtune.agents.prompts import load_system_prompt
+    from navtune.agents.prompts import get_format, load_system_prompt
 
-    prompt = load_system_prompt(cfg.system_prompt, cfg.model)
+    prompt = system_prompt
+    if prompt is None:
+        space = action_space or data_action_space(getattr(cfg, "data", None))
+        prompt = load_system_prompt(cfg.system_prompt, cfg.model, format=get_format(cfg.format, action_space=space))
     (Path(folder) / "system_prompt.txt").write_text(prompt, encoding="utf-8")
     space = action_space or data_action_space(getattr(cfg, "data", None))
     write_card(folder, make_card(cfg.format, cfg.image_size, space, prompt, cfg.model, adapter, trainer))
@@ -343,7 +350,8 @@ def _train(cfg: TrainConfig, out: Path, resume: str | None, train_source, val_so
     ckpt = ModelCheckpoint(dirpath=out / "checkpoints", filename="step={step}", auto_insert_metric_name=False,
                            every_n_train_steps=every, every_n_epochs=None if every else 1,
                            save_top_k=-1, save_last=True, save_on_train_epoch_end=True, enable_version_counter=False)
-    cbs = [ckpt, ExportCallback(cfg, processor, out / "final"), *(callbacks or [])]
+    cbs = [ckpt, ExportCallback(cfg, processor, out / "final", getattr(train_source, "system_prompt", None)),
+           *(callbacks or [])]
     trainer = pl.Trainer(
         accelerator=cfg.accelerator, devices=cfg.devices, num_nodes=cfg.num_nodes, strategy=make_strategy(cfg),
         precision=resolve_precision(cfg.precision, cfg.accelerator), max_epochs=cfg.epochs, max_steps=cfg.max_steps,

@@ -32,7 +32,8 @@ class DatasetEpisodes:
         item = self.samples[i]
         chunks = []
         for c in item["chunks"]:
-            chunk = Chunk(model_inputs(c), c["labels"], tuple(tuple(k) for k in c.get("image_keys", ())))
+            spans = tuple(tuple(s) for s in c["action_spans"]) if c.get("text_spans") else None
+            chunk = Chunk(model_inputs(c), c["labels"], tuple(tuple(k) for k in c.get("image_keys", ())), spans)
             runs = [(int(r[0]), int(r[-1]) + 1) for r in chunk.runs()]
             if runs != [tuple(s) for s in c["action_spans"]]:
                 raise ValueError(f"episode {item['episode_id']}: labelled runs {runs} are not the action spans "
@@ -43,6 +44,11 @@ class DatasetEpisodes:
 
     def rewards(self, i: int) -> list[float]:
         return self.samples.rewards(i)
+
+    @property
+    def system_prompt(self) -> str:
+        """The system prompt every sample is rendered with (exported beside the trained model)."""
+        return self.samples.system_prompt
 
 
 class ConcatEpisodes:
@@ -74,6 +80,10 @@ class ConcatEpisodes:
         part, j = self._locate(i)
         return part.rewards(j)
 
+    @property
+    def system_prompt(self) -> str | None:
+        return getattr(self.parts[0], "system_prompt", None) if self.parts else None
+
 
 def data_dirs(spec: str) -> list[str]:
     """`--data` may name several dataset folders, comma-separated."""
@@ -81,12 +91,14 @@ def data_dirs(spec: str) -> list[str]:
 
 
 def dataset_source(cfg: TrainConfig, processor: Any, data: str) -> DatasetEpisodes | ConcatEpisodes:
-    from navtune.agents.prompts import load_system_prompt
+    from navtune.agents.prompts import find_system_prompt
     from navtune.data.training import EpisodeSamples
 
-    system_prompt = load_system_prompt(cfg.system_prompt, cfg.model if cfg.model else None)
+    # the file given, else the model's; None: the format's own default (resolved with the data's action space)
+    system_prompt = find_system_prompt(cfg.system_prompt, cfg.model if cfg.model else None)
     parts = [DatasetEpisodes(EpisodeSamples(d, processor, cfg.format, system_prompt=system_prompt,
-                                            image_size=cfg.image_size, target=cfg.target))
+                                            image_size=cfg.image_size, target=cfg.target, answer=cfg.answer,
+                                            text_fraction=cfg.text_fraction, depth=cfg.depth))
              for d in data_dirs(data)]
     if len(parts) == 1:
         return DatasetEpisodes(parts[0].samples, cfg.limit_episodes)

@@ -32,7 +32,7 @@ from navtune.metrics.intervals import PairedDifference, paired_difference
 from navtune.viz import plots
 
 FAILURE_COLUMNS = [("stuck %", "stuck"), ("oscillation %", "oscillation"), ("collision %", "collision"),
-                   ("any failure %", "failed")]
+                   ("early stop %", "early_stop"), ("timeout %", "timeout"), ("any failure %", "failed")]
 
 
 @dataclass
@@ -136,12 +136,14 @@ def markdown_table(runs: Sequence[RunData], keys: Sequence[tuple[str, str, float
     task = runs[0].task if runs else "vln"
     keys = keys or [c for c in task_spec(task).columns
                     if c[1] in ("sr", "spl", "epa", "ndtw", "soft_spl", "valid_action_pct", "steps")]
-    lines = ["| run | " + " | ".join(c for c, _, _ in keys) + " | stuck % | osc. % | coll. % | episodes |",
-             "|---|" + "---|" * (len(keys) + 4)]
+    modes = ("stuck", "oscillation", "collision", "early_stop", "timeout")
+    lines = ["| run | " + " | ".join(c for c, _, _ in keys)
+             + " | stuck % | osc. % | coll. % | early stop % | timeout % | episodes |",
+             "|---|" + "---|" * (len(keys) + len(modes) + 1)]
     for r in runs:
         fr = r.summary.get("failure_rates") or {}
         vals = [_fmt_ci(r.summary, k, s) if k in CI_COLUMNS else _fmt(r.summary.get(k), s) for _, k, s in keys]
-        vals += [_fmt(fr.get(k), 100) for k in ("stuck", "oscillation", "collision")]
+        vals += [_fmt(fr.get(k), 100) for k in modes]
         vals.append(str(r.summary.get("episodes")))
         lines.append(f"| {r.name} | " + " | ".join(vals) + " |")
     return "\n".join(lines)
@@ -337,7 +339,8 @@ def build_report(run_dirs: Sequence[str | Path], out_dir: str | Path, names: Seq
             parts.append(f"<h3>Paired differences against {html.escape(group[0].name)}</h3>" + _paired_html(group))
         parts.append('<p class="note">EPA: expert-path action accuracy (the policy\'s action at each state of the '
                      "expert's path, expert driving). Failure modes: stuck = no progress over N forward moves; "
-                     "oscillation = alternating turns; collision = repeated blocked moves.</p>")
+                     "oscillation = alternating turns; collision = repeated blocked moves; early stop = stopped away from the "
+                     "goal; timeout = the step budget ran out.</p>")
         names_ = [r.name for r in group]
         head_keys = list(spec.headline)
         pngs[f"metrics_{task}.png"] = plots.grouped_bars(
@@ -345,7 +348,8 @@ def build_report(run_dirs: Sequence[str | Path], out_dir: str | Path, names: Seq
             f"{label}: headline metrics", "%", (0, 105))
         pngs[f"failures_{task}.png"] = plots.grouped_bars(
             names_, {m: [None if (r.summary.get("failure_rates") or {}).get(m) is None else 100 * r.summary["failure_rates"][m]
-                         for r in group] for m in ("stuck", "oscillation", "collision", "failed")},
+                         for r in group] for m in ("stuck", "oscillation", "collision", "early_stop", "timeout",
+                                                   "failed")},
             "Failure-mode breakdown (% of episodes)", "% episodes", (0, 105))
         parts.append('<div class="grid">' + _img(pngs[f"metrics_{task}.png"], "headline metrics")
                      + _img(pngs[f"failures_{task}.png"], "failure modes") + "</div>")

@@ -10,7 +10,6 @@ import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 
-from navtune.agents.prompts import DEFAULT_SYSTEM_PROMPT_FILE
 from navtune.agents.prompts.base import QWEN25VL_CHAT_TEMPLATE
 
 
@@ -116,8 +115,10 @@ def build_tiny_processor(min_pixels: int = 56 * 56, max_pixels: int = 14 * 14 * 
 
 def build_tiny_model(out_dir: str | Path | None = None, size: str = "tiny", seed: int = 0, dtype: str = "float32",
                      init_std: float | None = None, device: str = "cpu"):
-    """Build a random-weight Qwen2.5-VL of the given size; save it (model, processor, system_prompt.txt)
-    to `out_dir` when given. Returns (model, processor)."""
+    """Build a random-weight Qwen2.5-VL of the given size; save it (model, processor) to `out_dir` when
+    given. Returns (model, processor). No system_prompt.txt is written: a random model was trained with no
+    prompt, so each prompt format's own default applies (a graph-action prompt copied here contradicted
+    formats that answer in other words)."""
     import torch
     from transformers import Qwen2_5_VLForConditionalGeneration
 
@@ -134,5 +135,4 @@ def build_tiny_model(out_dir: str | Path | None = None, size: str = "tiny", seed
         out.mkdir(parents=True, exist_ok=True)
         model.save_pretrained(out)
         processor.save_pretrained(out)
-        (out / "system_prompt.txt").write_text(DEFAULT_SYSTEM_PROMPT_FILE.read_text(encoding="utf-8"), encoding="utf-8")
     return model, processor

@@ -53,6 +53,38 @@ class Segment:
     text: str
     target: bool = False  # True: this segment is an action (labels / scored candidates go here)
     action: str | None = None
+    label: bool = False  # True: answer text that is trained but is not the action (objectnav-json's JSON)
+
+
+@dataclass(frozen=True)
+class AnswerText:
+    """The free text of an answer around its action (objectnav-json's Observation and Reasoning); empty
+    strings when the answer is the action alone."""
+
+    observation: str = ""
+    reasoning: str = ""
+
+
+@dataclass(frozen=True)
+class AnswerPart:
+    """One piece of a format's answer, in order (what a constrained decoder walks through):
+    ``text`` is forced as is, ``free`` is generated until a token holding any character of `stop` (that token
+    is not part of the value), ``action`` is one of the allowed actions, chosen by scoring their whole
+    continuations."""
+
+    kind: str  # "text" | "free" | "action"
+    text: str = ""
+    stop: str = ""
+
+
+@dataclass
+class Tokenized:
+    """Token ids of a rendered prompt and where its trained parts are: (start, end, action) token spans of the
+    action targets, and (start, end) spans of the other trained answer text."""
+
+    ids: list[int]
+    action_spans: list[tuple[int, int, str]]
+    text_spans: list[tuple[int, int]]
 
 
 @dataclass
@@ -84,8 +116,16 @@ def tokenize_rendered(rendered: Rendered, image_token_counts: Sequence[int], tok
     """Token ids of a rendered prompt, its segments tokenized one by one (each image placeholder expanded to
     that image's number of tokens, as the processor does), and the (start, end, action) token spans of its
     action targets. Inference and training both tokenize through here, so their ids are the same."""
+    tok = tokenize_segments(rendered, image_token_counts, tokenize_text)
+    return tok.ids, tok.action_spans
+
+
+def tokenize_segments(rendered: Rendered, image_token_counts: Sequence[int], tokenize_text: Callable[[str], list[int]]
+                      ) -> Tokenized:
+    """`tokenize_rendered` with the spans of the trained answer text (segments flagged `label`) too."""
     ids: list[int] = []
     spans: list[tuple[int, int, str]] = []
+    text_spans: list[tuple[int, int]] = []
     k = 0
     for seg in rendered.segments:
         text = seg.text
@@ -96,13 +136,15 @@ def tokenize_rendered(rendered: Rendered, image_token_counts: Sequence[int], tok
             pieces = text.split(IMAGE_PAD)
             text = pieces[0] + "".join(IMAGE_PAD * image_token_counts[k + j] + pieces[j + 1] for j in range(n))
             k += n
-        seg_ids = tokenize_text(text)
+        seg_ids = tokenize_text(text) if text else []
         if seg.target:
             spans.append((len(ids), len(ids) + len(seg_ids), seg.action or seg.text))
+        elif seg.label and seg_ids:
+            text_spans.append((len(ids), len(ids) + len(seg_ids)))
         ids += seg_ids
     if k != len(image_token_counts):
         raise ValueError(f"prompt has {k} image placeholders but {len(image_token_counts)} images")
-    return ids, spans
+    return Tokenized(ids, spans, text_spans)
 
 
 @dataclass
@@ -115,6 +157,7 @@ class StepInput:
     previous_actions: list[str]
     allowed_actions: Sequence[str]
     image: Any = None  # current frame (array / PIL); None when rendering text only
+    depth_image: Any = None  # the current depth frame as an image (formats that show depth), or None
     previous_images: list[Any] = field(default_factory=list)
     num_previous_images: int | None = None  # for text-only rendering without images
 
@@ -130,12 +173,15 @@ class PromptFormat(Protocol):
     * `render_step`: the prompt the model sees before step t's action, ending where the answer starts;
     * `render_delta` (`incremental` formats): the tokens appended to the previous step's prompt, so the KV
       cache of the previous step stays valid (the `kv` inference mode);
-    * `answer_prefix`: answer text between the prompt and the action word (objectnav-json's JSON head),
-      forced when scoring candidates; `candidates`: the scored action segments;
+    * `answer_parts`: the answer's pieces in order, forced text / free text / the action (objectnav-json's
+      JSON skeleton), which constrained decoding walks through; `candidates`: the scored action segments;
     * `parse`: the rule from generated text (which continues the prompt) to an action;
+    * `default_system_prompt`: the system prompt the format is used with when neither a file nor the model
+      folder gives one (each format carries its own: the answer it asks for differs);
     * `action_spaces` (class level): the action spaces it can speak; `action_space`: this instance's;
     * `unit`: ``"step"`` (one training sample per step) or ``"episode"`` (one sample per episode, every action
-      labelled); `render_target` renders a training target, `render_episode` an episode's samples."""
+      labelled); `render_target` renders a training target (the action, and for formats whose answer holds
+      more than the action, the `AnswerText` around it), `render_episode` an episode's samples."""
 
     name: str
     action_spaces: tuple[str, ...]
@@ -147,25 +193,30 @@ class PromptFormat(Protocol):
 
     def render_delta(self, step: StepInput, system_prompt: str, previous_action: str | None) -> Rendered: ...
 
-    def answer_prefix(self) -> str: ...
+    def default_system_prompt(self) -> str: ...
+
+    def answer_parts(self) -> list[AnswerPart]: ...
 
     def parse(self, text: str, allowed: Sequence[str]) -> ParseResult: ...
 
     def candidates(self, allowed: Sequence[str]) -> list[Segment]: ...
 
-    def render_target(self, action: str, **extra: Any) -> Rendered: ...
+    def render_target(self, action: str, answer: AnswerText | None = None) -> Rendered: ...
 
-    def render_episode(self, steps: list[StepInput], actions: list[str], system_prompt: str) -> list[Rendered]: ...
+    def render_episode(self, steps: list[StepInput], actions: list[str], system_prompt: str,
+                       answers: Sequence[AnswerText] | None = None) -> list[Rendered]: ...
 
 
 class BaseFormat:
     """Defaults for a `PromptFormat`: one action space chosen at construction among `action_spaces`, per-step
-    training samples, no forced answer text, the shared action parser, the space's actions as candidates."""
+    training samples, an answer that is the action alone, the shared action parser, the space's actions as
+    candidates, navtune's system prompt for the action space."""
 
     name = "base"
     action_spaces: tuple[str, ...] = ("graph",)
     unit = "step"
     incremental = False
+    shows_depth = False  # True: render_step shows `StepInput.depth_image` (a second image) when it is given
 
     def __init__(self, action_space: str | None = None) -> None:
         space = action_space or self.action_spaces[0]
@@ -180,8 +231,13 @@ class BaseFormat:
     def render_delta(self, step: StepInput, system_prompt: str, previous_action: str | None) -> Rendered:
         raise NotImplementedError(f"prompt format {self.name!r} is not incremental (re-render with render_step)")
 
-    def answer_prefix(self) -> str:
-        return ""
+    def default_system_prompt(self) -> str:
+        from navtune.agents.prompts import default_system_prompt
+
+        return default_system_prompt(self.action_space)
+
+    def answer_parts(self) -> list[AnswerPart]:
+        return [AnswerPart("action")]
 
     def parse(self, text: str, allowed: Sequence[str]) -> ParseResult:
         return parse_action(text, allowed, self.action_space)
@@ -189,12 +245,16 @@ class BaseFormat:
     def candidates(self, allowed: Sequence[str]) -> list[Segment]:
         return [Segment(a, target=True, action=a) for a in ACTION_SPACES[self.action_space] if a in allowed]
 
-    def render_target(self, action: str, **extra: Any) -> Rendered:
+    def render_target(self, action: str, answer: AnswerText | None = None) -> Rendered:
         raise NotImplementedError
 
-    def render_episode(self, steps: list[StepInput], actions: list[str], system_prompt: str) -> list[Rendered]:
+    def render_episode(self, steps: list[StepInput], actions: list[str], system_prompt: str,
+                       answers: Sequence[AnswerText] | None = None) -> list[Rendered]:
         """One sample per step: the step's prompt (with the history the format shows) and its target."""
-        return [self.render_step(s, system_prompt) + self.render_target(a) for s, a in zip(steps, actions)]
+        if answers is None:
+            return [self.render_step(s, system_prompt) + self.render_target(a) for s, a in zip(steps, actions)]
+        return [self.render_step(s, system_prompt) + self.render_target(a, answer=t)
+                for s, a, t in zip(steps, actions, answers)]
 
 
 PROMPT_FORMATS: Registry = Registry("prompt format")

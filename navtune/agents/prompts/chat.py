@@ -84,8 +84,9 @@ class ChatFormat(BaseFormat):
         prefix = "Action: " if self.action_space == "graph" else ""
         return parse_action(prefix + text, allowed, self.action_space)
 
-    def render_episode(self, steps: list[StepInput], actions: list[str], system_prompt: str) -> list[Rendered]:
-        """The whole episode as one sample (one forward pass trains every action)."""
+    def render_episode(self, steps: list[StepInput], actions: list[str], system_prompt: str,
+                       answers: Sequence[Any] | None = None) -> list[Rendered]:
+        """The whole episode as one sample (one forward pass trains every action; the answer is the action)."""
         out = Rendered([])
         for t, s in enumerate(steps):
             out = out + self.render_delta(s, system_prompt, actions[t - 1] if t else None)
