@@ -23,6 +23,12 @@ SR has a Wilson 95 % interval; SPL, nDTW and EPA (expert-path action accuracy: t
 policy is asked at every state) have percentile-bootstrap 95 % intervals over episodes. "train s" is the
 wall time of the row's training stages (SFT + DAgger/AWR rounds, their roll-outs included); "cpu s" the
 CPU time of the same (all threads), which is less sensitive to a shared machine.
+
+Vision use: every trained row is evaluated a second time on the same episodes with every frame replaced by
+a uniform grey one (`navtune.agents.ablation.FrameAblation`; instruction, step, distance and the allowed
+actions unchanged). "blank-frame SR / EPA" and the paired difference real - blank (bootstrap 95 % interval)
+say how much the agent's success depends on what it sees: a row whose blank-frame SR equals its real SR is
+blind (it navigates from the instruction, the step count and whether Move is allowed).
 """
 from __future__ import annotations
 
@@ -64,6 +70,7 @@ class Recipe:
     baseline: str | None = None  # "forward" | "random": no training, evaluate the baseline
     agent: str | None = None  # evaluate this already trained model folder (e.g. a demo's train/sft/final)
     adapter: str | None = None  # ... with this peft adapter (e.g. a demo's train/awr/final)
+    vision_check: bool = True  # also evaluate with blank frames (the "vision use" columns)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -111,6 +118,22 @@ ROWS: dict[str, Recipe] = {
     "init02-fe": recipe(init_std=0.02, freeze_embeddings=True),
     "base-fe": recipe(freeze_embeddings=True),
     "init02": recipe(init_std=0.02),
+    # phase 2 (the agent does not use its frames): the best recipe with frozen embeddings, then the vision pathway
+    "best-fe": recipe(sft_lr=1e-3, train_houses=144, sft_epochs=2, freeze_embeddings=True),
+    "best-fe-vis": recipe(sft_lr=1e-3, train_houses=144, sft_epochs=2, freeze_embeddings=True, freeze_vision=False),
+    "best-fe-vis07": recipe(sft_lr=1e-3, train_houses=144, sft_epochs=2, freeze_embeddings=True, freeze_vision=False,
+                            vision_init_std=0.07),
+    "best-fe-vis02": recipe(sft_lr=1e-3, train_houses=144, sft_epochs=2, freeze_embeddings=True, freeze_vision=False,
+                            vision_init_std=0.02),
+    "best-fe-odo": recipe(sft_lr=1e-3, train_houses=144, sft_epochs=2, freeze_embeddings=True,
+                          prompt_format="chat-odometry"),
+    "best-fe-aux": recipe(sft_lr=1e-3, train_houses=144, sft_epochs=2, freeze_embeddings=True,
+                          aux_labels="path-bearing,exits"),
+    "best-fe-vis07-aux": recipe(sft_lr=1e-3, train_houses=144, sft_epochs=2, freeze_embeddings=True,
+                                freeze_vision=False, vision_init_std=0.07, aux_labels="path-bearing,exits"),
+    "best-fe-vis07-odo-aux": recipe(sft_lr=1e-3, train_houses=144, sft_epochs=2, freeze_embeddings=True,
+                                    freeze_vision=False, vision_init_std=0.07, aux_labels="path-bearing,exits",
+                                    prompt_format="chat-odometry"),
 }
 
 
@@ -240,13 +263,14 @@ def test_data(st: Stages, c: DemoConfig) -> Path:
 
 
 def base_model(st: Stages, c: DemoConfig, run: RowRun) -> Path:
-    spec = {"size": c.model_size, "init_std": c.init_std, "seed": c.seed}
+    spec = {"size": c.model_size, "init_std": c.init_std, "seed": c.seed, **_nondefault(c, "vision_init_std")}
 
     def build(d: Path) -> dict:
         from navtune.demo.pipeline import DEMO_SYSTEM_PROMPT
         from navtune.agents.models.tiny import build_tiny_model
 
-        model, _ = build_tiny_model(d / "model", size=c.model_size, seed=c.seed, init_std=c.init_std)
+        model, _ = build_tiny_model(d / "model", size=c.model_size, seed=c.seed, init_std=c.init_std,
+                                    vision_init_std=c.vision_init_std)
         (d / "model" / "system_prompt.txt").write_text(DEMO_SYSTEM_PROMPT + "\n", encoding="utf-8")
         return {"parameters": int(sum(p.numel() for p in model.parameters()))}
 
@@ -273,14 +297,15 @@ def sft(st: Stages, c: DemoConfig, data: Path, model: Path, run: RowRun) -> Path
 
     spec = {"data": data.name, "width": c.width, "height": c.height, "model": model.parent.name,
             "epochs": c.sft_epochs, "lr": c.sft_lr, "accumulate": c.accumulate, "seed": c.seed, "warmup": 0.05}
-    spec.update(_nondefault(c, "freeze_embeddings", "freeze_vision"))
+    spec.update(_nondefault(c, "freeze_embeddings", "freeze_vision", "prompt_format", "aux_labels", "aux_coef"))
     expert = _expert_dir(st, c)
 
     def go(d: Path) -> dict:
-        cfg = TrainConfig(model=str(model), data=str(expert), format="chat", out=str(d / "run"),
+        cfg = TrainConfig(model=str(model), data=str(expert), format=c.prompt_format, out=str(d / "run"),
                           image_size=(c.width, c.height), epochs=c.sft_epochs, lr=c.sft_lr, warmup_ratio=0.05,
                           accumulate_episodes=c.accumulate, seed=c.seed, progress=False, loggers=("csv",),
-                          freeze_embeddings=c.freeze_embeddings, freeze_vision=c.freeze_vision)
+                          freeze_embeddings=c.freeze_embeddings, freeze_vision=c.freeze_vision,
+                          aux_labels=c.aux_label_names, aux_coef=c.aux_coef)
         return _train(cfg)
 
     d, info = st.run("sft", spec, go)
@@ -304,7 +329,7 @@ def _expert_dir(st: Stages, c: DemoConfig) -> Path:
 def _policy(agent: Path, c: DemoConfig, adapter: Path | None = None):
     from navtune.evaluation import AgentSpec, build_policy
 
-    spec = AgentSpec("vlm", model=str(agent), adapter=str(adapter) if adapter else None, format="chat",
+    spec = AgentSpec("vlm", model=str(agent), adapter=str(adapter) if adapter else None, format=c.prompt_format,
                      image_size=(c.width, c.height))
     return spec, build_policy(spec, "graph")
 
@@ -356,15 +381,16 @@ def dagger(st: Stages, r: Recipe, data: Path, model: Path, agent: Path, agent_ke
         tspec = {"rollouts": dr.name, "datasets": [Path(x).parent.name for x in datasets],
                  "epochs": c.dagger_epochs, "lr": c.dagger_lr or c.sft_lr, "scratch": r.dagger_scratch,
                  "init": model.parent.name if r.dagger_scratch else key,
-                 **_nondefault(c, "freeze_embeddings", "freeze_vision")}
+                 **_nondefault(c, "freeze_embeddings", "freeze_vision", "prompt_format", "aux_labels", "aux_coef")}
 
         def fit(d: Path, agent=agent, datasets=list(datasets)) -> dict:
             start = model if r.dagger_scratch else agent
-            cfg = TrainConfig(model=str(start), data=",".join([str(expert)] + datasets), format="chat",
+            cfg = TrainConfig(model=str(start), data=",".join([str(expert)] + datasets), format=c.prompt_format,
                               out=str(d / "run"), image_size=(c.width, c.height), epochs=c.dagger_epochs,
                               lr=c.dagger_lr or c.sft_lr, warmup_ratio=0.05, accumulate_episodes=c.accumulate,
                               seed=c.seed + k, target="expert", progress=False, loggers=("csv",),
-                              freeze_embeddings=c.freeze_embeddings, freeze_vision=c.freeze_vision)
+                              freeze_embeddings=c.freeze_embeddings, freeze_vision=c.freeze_vision,
+                              aux_labels=c.aux_label_names, aux_coef=c.aux_coef)
             return _train(cfg)
 
         dt, info = st.run("dagger", tspec, fit)
@@ -412,7 +438,7 @@ def awr_round(st: Stages, r: Recipe, data: Path, agent: Path, agent_key: str, ru
 
         _quiet_libraries()
         target = "expert" if r.awr == "mined" else "action"
-        cfg = AWRConfig(model=str(agent), data=str(expert), format="chat", out=str(d / "run"),
+        cfg = AWRConfig(model=str(agent), data=str(expert), format=c.prompt_format, out=str(d / "run"),
                         image_size=(c.width, c.height), epochs=c.awr_epochs, lr=c.awr_lr, beta=c.awr_beta,
                         target=target, accumulate_episodes=c.accumulate, seed=c.seed, progress=False,
                         loggers=("csv",), baseline="dataset", lora_cfg=LoraConfig(r=c.lora_r, alpha=2 * c.lora_r))
@@ -423,7 +449,7 @@ def awr_round(st: Stages, r: Recipe, data: Path, agent: Path, agent_key: str, ru
 
             if len(EpisodeDataset(ds)) == 0:
                 continue
-            check_dataset_format(ds, "chat")
+            check_dataset_format(ds, c.prompt_format)
             sources.append(dataset_source(cfg, processor, str(ds)))
         if (Path(cfg.out) / "checkpoints" / "last.ckpt").exists():
             cfg.resume = "last"
@@ -437,8 +463,9 @@ def awr_round(st: Stages, r: Recipe, data: Path, agent: Path, agent_key: str, ru
 
 
 def evaluate(st: Stages, r: Recipe, test: Path, agent: Path | None, adapter: Path | None, agent_key: str,
-             n: int, epa: bool = True) -> tuple[list[dict], dict]:
-    """The agent on the first n held-out episodes (resumes, and extends a smaller earlier n)."""
+             n: int, epa: bool = True, frames: str = "real") -> tuple[list[dict], dict]:
+    """The agent on the first n held-out episodes (resumes, and extends a smaller earlier n). `frames`:
+    "real", or "blank" / "shuffle" to show the agent other frames than its own (`FrameAblation`)."""
     from navtune.core.io import read_jsonl
     from navtune.evaluation import AgentSpec, EvalConfig, EvalTask, build_policy, evaluate as harness, load_episodes
 
@@ -446,6 +473,8 @@ def evaluate(st: Stages, r: Recipe, test: Path, agent: Path | None, adapter: Pat
     task = EvalTask(backend="graph", data_dir=str(test), split="test", renderer="house", width=c.width,
                     height=c.height, depth=False, max_steps=c.eval_max_steps)
     spec = {"agent": agent_key, "task": task.to_dict(), "epa": epa}
+    if frames != "real":  # (real-frame evaluations keep the keys they had before this setting existed)
+        spec["frames"] = frames
     key = _key("eval", spec)
     d = st.cache / key
     d.mkdir(parents=True, exist_ok=True)
@@ -460,6 +489,10 @@ def evaluate(st: Stages, r: Recipe, test: Path, agent: Path | None, adapter: Pat
             policy = build_policy(AgentSpec(r.baseline, seed=c.seed), "graph")
         else:
             _, policy = _policy(agent, c, adapter)
+        if frames != "real":
+            from navtune.agents.ablation import FrameAblation
+
+            policy = FrameAblation(policy, frames, seed=c.seed)
         harness(policy, task, todo, results, EvalConfig(num_envs=c.num_envs, epa=epa, progress=False))
         timing = {"episodes": len(todo), "wall_s": round(time.perf_counter() - t0, 1),
                   "cpu_s": round(_cpu() - c0, 1)}
@@ -471,6 +504,22 @@ def evaluate(st: Stages, r: Recipe, test: Path, agent: Path | None, adapter: Pat
     timings = list(read_jsonl(d / "timings.jsonl"))
     per_ep = sum(t["wall_s"] for t in timings) / max(1, sum(t["episodes"] for t in timings))
     return rows, {"dir": str(d), "wall_s_per_episode": round(per_ep, 3)}
+
+
+def paired_diff_ci(a: list[dict], b: list[dict], metric: str, n_boot: int = 2000, seed: int = 0
+                   ) -> tuple[float, float]:
+    """Percentile-bootstrap 95 % interval of mean(a - b) of `metric` over the episodes both runs have."""
+    import numpy as np
+
+    bm = {x["episode_id"]: x["metrics"].get(metric) for x in b}
+    pairs = [(float(x["metrics"][metric]), float(bm[x["episode_id"]])) for x in a
+             if x["metrics"].get(metric) is not None and bm.get(x["episode_id"]) is not None]
+    if not pairs:
+        return (math.nan, math.nan)
+    d = np.array([p - q for p, q in pairs])
+    rng = np.random.default_rng(seed)
+    means = d[rng.integers(0, len(d), size=(n_boot, len(d)))].mean(axis=1)
+    return (float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5)))
 
 
 def summarize(rows: list[dict]) -> dict:
@@ -517,6 +566,11 @@ def run_row(work: Path, name: str, r: Recipe, n: int, log=print) -> dict:
         key = f"baseline:{r.baseline}:{c.seed}"
     rows, ev = evaluate(st, r, test, agent, adapter, key, n)
     res = summarize(rows)
+    if not r.baseline and r.vision_check:  # vision use: the same episodes with blank frames
+        blank, _ = evaluate(st, r, test, agent, adapter, key, n, frames="blank")
+        res["blank"] = {k: v for k, v in summarize(blank).items() if k in ("sr", "sr_ci95", "epa", "epa_ci95", "osr")}
+        res["blank"]["sr_diff_ci95"] = list(paired_diff_ci(rows, blank, "sr"))
+        res["blank"]["epa_diff_ci95"] = list(paired_diff_ci(rows, blank, "epa"))
     stages = {s: {"wall_s": i.get("wall_s"), "cpu_s": i.get("cpu_s")} for s, _, i in run.stages}
     train_names = [s for s in stages if s not in ("houses", "expert", "model")]
     res.update(
@@ -552,13 +606,18 @@ def table(results: list[dict], names: list[str] | None = None) -> str:
     keys = list(latest)
     if names:
         keys = [k for name in names for k in keys if k[0] == name]
-    lines = ["| row | n | SR % [95% CI] | SPL % | nDTW % | EPA % [95% CI] | stops % | train s (cpu s) | data s |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| row | n | SR % [95% CI] | SPL % | nDTW % | EPA % [95% CI] | stops % | blank-frame SR % | "
+             "blank-frame EPA % | SR real - blank [95% CI] | train s (cpu s) | data s |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for k in keys:
         x = latest[k]
+        b = x.get("blank") or {}
+        diff = _ci(b.get("sr_diff_ci95")).strip()
+        vision = (f"{_pct(b.get('sr'))} | {_pct(b.get('epa'))} | {100 * (x['sr'] - b['sr']):+.1f} {diff}" if b
+                  else "- | - | -")
         lines.append(f"| {x['row']} | {x['n']} | {_pct(x['sr'])}{_ci(x['sr_ci95'])} | {_pct(x['spl'])} | "
                      f"{_pct(x['ndtw'])} | {_pct(x['epa'])}{_ci(x.get('epa_ci95'))} | {_pct(x.get('stopped'))} | "
-                     f"{x['train_wall_s']:.0f} ({x['train_cpu_s']:.0f}) | {x['data_wall_s']:.0f} |")
+                     f"{vision} | {x['train_wall_s']:.0f} ({x['train_cpu_s']:.0f}) | {x['data_wall_s']:.0f} |")
     return "\n".join(lines)
 
 

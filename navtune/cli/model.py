@@ -18,13 +18,17 @@ def tiny(
     dtype: str = typer.Option("float32", "--dtype", help="float32 | bfloat16"),
     init_std: float | None = typer.Option(None, "--init-std", help="weight init std (default: the size's own: "
                                           "tiny 0.3, so random test models' choices depend on the input)"),
+    vision_init_std: float | None = typer.Option(None, "--vision-init-std", help="init std of the vision tower "
+                                                 "+ merger (default: --init-std; ~0.07 gives tiny's image tokens "
+                                                 "the text embeddings' norm)"),
 ) -> None:
     """Build a random-weight Qwen2.5-VL of the real architecture and save it for `from_pretrained`."""
     from navtune.agents.models.tiny import SIZES, build_tiny_model
 
     if size not in SIZES:
         raise typer.BadParameter(f"unknown size {size!r}; known: {', '.join(SIZES)}")
-    model, _ = build_tiny_model(out, size=size, seed=seed, dtype=dtype, init_std=init_std)
+    model, _ = build_tiny_model(out, size=size, seed=seed, dtype=dtype, init_std=init_std,
+                                vision_init_std=vision_init_std)
     n = sum(p.numel() for p in model.parameters())
     typer.echo(f"saved {size} Qwen2.5-VL ({n / 1e6:.1f}M parameters) to {out}")
 

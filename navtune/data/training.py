@@ -303,8 +303,11 @@ class EpisodeSamples(FormatSamples):
     trainer consumes)."""
 
     def __init__(self, dataset: EpisodeDataset | str | os.PathLike, processor: Any, format: str = "chat",
-                 **kwargs: Any):
+                 step_labels: Sequence[str] = (), **kwargs: Any):
         super().__init__(dataset, processor, format, **kwargs)
+        from navtune.data.step_labels import STEP_LABELS
+
+        self.step_labels = {name: STEP_LABELS.get(name) for name in step_labels}  # dense auxiliary targets
 
     def __len__(self) -> int:
         return len(self.episodes)
@@ -327,6 +330,8 @@ class EpisodeSamples(FormatSamples):
             "actions": labels,
             "allowed": [tuple(s.allowed_actions) for s in steps],
             "rewards": torch.tensor(self.rewards(i), dtype=torch.float64),
+            **({"step_labels": {n: torch.as_tensor(lab(ep)) for n, lab in self.step_labels.items()}}
+               if self.step_labels else {}),
         }
 
 

@@ -21,12 +21,16 @@ class DemoConfig:
     mine_episodes: int = 48  # SFT roll-outs on training houses for the failure miner
     width: int = 56  # frames (the tiny model sees 2x2 = 4 image tokens per frame)
     height: int = 56
+    prompt_format: str = "chat"  # an incremental (episode-unit) format: chat, or chat-odometry (+ turn odometry)
     model_size: str = "tiny"
     init_std: float | None = None  # weight init std of the built model; None: the size's default (tiny: 0.3)
+    vision_init_std: float | None = None  # init std of its vision tower + merger; None: init_std
     sft_epochs: int = 6
     freeze_embeddings: bool = False  # SFT leaves token embeddings + lm_head as built (2.2x faster steps, tiny)
     freeze_vision: bool = True  # SFT leaves the vision tower + merger as built (seed 1's recipe)
     sft_lr: float = 5e-3
+    aux_labels: str = ""  # comma-separated dense step labels (navtune.data.step_labels) for auxiliary heads in SFT
+    aux_coef: float = 0.5
     dagger_rounds: int = 0  # DAgger rounds after SFT (Demo.dagger): learner roll-outs, expert labels, aggregate
     dagger_beta: float = 0.0  # probability of executing the expert's action in round k: beta**k
     dagger_epochs: int = 2  # epochs over expert data + every round's roll-outs, per round
@@ -55,6 +59,10 @@ class DemoConfig:
 
     def with_test_seeds(self, seeds: str | None) -> "DemoConfig":
         return self if seeds is None else replace(self, test_seeds=seeds)
+    @property
+    def aux_label_names(self) -> tuple[str, ...]:
+        return tuple(x.strip() for x in self.aux_labels.split(",") if x.strip())
+
 
 
 QUICK = DemoConfig(train_houses=4, paths_per_house=1, test_seeds="1000-1001", test_paths_per_house=1,

@@ -180,7 +180,7 @@ class Demo:
         from navtune.agents.models.tiny import build_tiny_model
 
         model, _ = build_tiny_model(self.base, size=self.cfg.model_size, seed=self.cfg.seed,
-                                    init_std=self.cfg.init_std)
+                                    init_std=self.cfg.init_std, vision_init_std=self.cfg.vision_init_std)
         # a one-line system prompt: every step of every episode carries it, and a tiny model learns nothing from
         # the long default text
         (self.base / "system_prompt.txt").write_text(DEMO_SYSTEM_PROMPT + "\n", encoding="utf-8")
@@ -212,10 +212,11 @@ class Demo:
 
         c = self.cfg
         n = len(EpisodeDataset(self.expert))
-        cfg = TrainConfig(model=str(self.base), data=str(self.expert), format="chat", out=str(self.sft_dir),
+        cfg = TrainConfig(model=str(self.base), data=str(self.expert), format=c.prompt_format, out=str(self.sft_dir),
                           image_size=(c.width, c.height), epochs=c.sft_epochs, lr=c.sft_lr, warmup_ratio=0.05,
                           accumulate_episodes=c.accumulate, seed=c.seed, progress=False, loggers=("csv",),
-                          freeze_embeddings=c.freeze_embeddings, freeze_vision=c.freeze_vision)
+                          freeze_embeddings=c.freeze_embeddings, freeze_vision=c.freeze_vision,
+                          aux_labels=c.aux_label_names, aux_coef=c.aux_coef)
         res = self._train(cfg, total=n * c.sft_epochs)
         return {"final": str(res.final), "metrics": res.metrics, "episodes": n}
 
@@ -228,7 +229,8 @@ class Demo:
         if read_card(model) is not None:
             spec = AgentSpec("vlm", model=str(model))
         else:
-            spec = AgentSpec("vlm", model=str(model), format="chat", image_size=(self.cfg.width, self.cfg.height))
+            spec = AgentSpec("vlm", model=str(model), format=self.cfg.prompt_format,
+                             image_size=(self.cfg.width, self.cfg.height))
         return spec, build_policy(spec, "graph")
 
     # ------------------------------------------------------------------ the ladder of trained agents
@@ -293,11 +295,12 @@ class Demo:
             s = dagger_rollouts(policy, task, episodes, data, beta=c.dagger_beta ** k if c.dagger_beta > 0 else 0.0,
                                 seed=c.seed, num_envs=c.num_envs, on_row=lambda row: advance(1))
             datasets.append(str(data))
-            cfg = TrainConfig(model=str(agent), data=",".join(datasets), format="chat", out=str(self.dagger_dir(k)),
+            cfg = TrainConfig(model=str(agent), data=",".join(datasets), format=c.prompt_format,
+                              out=str(self.dagger_dir(k)),
                               image_size=(c.width, c.height), epochs=c.dagger_epochs, lr=c.dagger_lr or c.sft_lr,
                               warmup_ratio=0.05, accumulate_episodes=c.accumulate, seed=c.seed + k, target="expert",
                               progress=False, loggers=("csv",), freeze_embeddings=c.freeze_embeddings,
-                              freeze_vision=c.freeze_vision)
+                              freeze_vision=c.freeze_vision, aux_labels=c.aux_label_names, aux_coef=c.aux_coef)
             n = sum(len(EpisodeDataset(d)) for d in datasets)
             res = self._train(cfg, total=n * c.dagger_epochs)
             agent = Path(res.final)
@@ -313,7 +316,7 @@ class Demo:
 
         c = self.cfg
         start = self.agent_before(self.awr_dir / "final")
-        cfg = AWRConfig(model=str(start), data=str(self.expert), format="chat", out=str(self.awr_dir),
+        cfg = AWRConfig(model=str(start), data=str(self.expert), format=c.prompt_format, out=str(self.awr_dir),
                         image_size=(c.width, c.height), epochs=c.awr_epochs, lr=c.awr_lr, beta=c.awr_beta,
                         target="expert", accumulate_episodes=c.accumulate, seed=c.seed, progress=False,
                         loggers=("csv",), baseline="dataset", lora_cfg=LoraConfig(r=c.lora_r, alpha=2 * c.lora_r))
@@ -322,7 +325,7 @@ class Demo:
         for d in (self.expert, self.failures):
             if not (d / "manifest.jsonl").exists() or len(EpisodeDataset(d)) == 0:
                 continue
-            check_dataset_format(d, "chat")
+            check_dataset_format(d, c.prompt_format)
             sources.append(dataset_source(cfg, processor, str(d)))
         combined = ConcatEpisodes(sources)
         res = self._train(cfg, combined, total=len(combined) * c.awr_epochs)

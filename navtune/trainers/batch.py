@@ -11,7 +11,7 @@ padded batch (`TrainConfig.chunk_batch`).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -56,6 +56,8 @@ class EpisodeBatch:
     actions: list[str]  # dataset action of each labelled run, in order
     allowed: list[tuple[str, ...]]  # allowed actions at each step (entropy term)
     rewards: torch.Tensor  # (T,) float64; NaN where unknown (returns are computed with the run's gamma)
+    # dense per-step targets of auxiliary heads (navtune.data.step_labels): name -> (T,) or (T, K)
+    step_labels: dict[str, torch.Tensor] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         n_runs = sum(len(c.runs()) for c in self.chunks)
@@ -65,6 +67,10 @@ class EpisodeBatch:
                 "actions: labels must mark each action's tokens as one contiguous run")
         if len(self.allowed) != len(self.actions) or self.rewards.numel() != len(self.actions):
             raise ValueError(f"episode {self.episode_id}: actions, allowed and rewards differ in length")
+        for name, v in self.step_labels.items():
+            if v.shape[0] != len(self.actions):
+                raise ValueError(f"episode {self.episode_id}: step label {name!r} has {v.shape[0]} steps for "
+                                 f"{len(self.actions)} actions")
 
     @property
     def num_actions(self) -> int:
@@ -77,7 +83,7 @@ class EpisodeBatch:
 
     def to(self, device: torch.device | str) -> "EpisodeBatch":
         return EpisodeBatch(self.episode_id, [c.to(device) for c in self.chunks], self.actions, self.allowed,
-                            self.rewards)
+                            self.rewards, {k: v.to(device) for k, v in self.step_labels.items()})
 
 
 def _image_token_counts(chunk: Chunk, merge: int) -> list[int]:
@@ -129,4 +135,4 @@ def per_step_chunks(chunk: Chunk, image_token_id: int, spatial_merge_size: int =
 def unpack_episode(batch: EpisodeBatch, image_token_id: int, spatial_merge_size: int = 2) -> EpisodeBatch:
     """The same episode as per-step teacher-forced chunks (for comparisons and benchmarks)."""
     chunks = [c for ch in batch.chunks for c in per_step_chunks(ch, image_token_id, spatial_merge_size)]
-    return EpisodeBatch(batch.episode_id, chunks, batch.actions, batch.allowed, batch.rewards)
+    return EpisodeBatch(batch.episode_id, chunks, batch.actions, batch.allowed, batch.rewards, batch.step_labels)

@@ -96,6 +96,11 @@ class TrainConfig:
                                      "and step time; needs a large init, e.g. the tiny size's)")
     cache_image_features: bool = option(True, flag="--cache-image-features/--no-cache-image-features",
                                         help="encode each frame once per episode (per-step formats; frozen vision)")
+    aux_labels: tuple[str, ...] = option((), flag="--aux-label", cli_type=list[str], cli_default=[], to_field=tuple,
+                                         help="dense per-step labels from the simulator (navtune.data.step_labels: "
+                                              "path-bearing, exits) predicted by auxiliary heads on the decision "
+                                              "state, at training time only (episode formats; repeat for several)")
+    aux_coef: float = option(0.5, min=0.0, help="weight of the auxiliary heads' losses (--aux-label)")
     gradient_checkpointing: bool = option(False, flag="--gradient-checkpointing/--no-gradient-checkpointing",
                                           help="recompute activations in the backward pass (less memory)")
     # scale
@@ -120,6 +125,12 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         check_fields(self)
+        self.aux_labels = tuple(self.aux_labels)
+        if self.aux_labels:
+            from navtune.data.step_labels import STEP_LABELS
+
+            for name in self.aux_labels:
+                STEP_LABELS.get(name)  # a clear error listing the known labels
         if self.lora_cfg.init_path is not None:  # starting from an adapter means training LoRA
             self.lora = True
 

@@ -205,6 +205,7 @@ class NavTrainModule(pl.LightningModule):
             nn.init.zeros_(self.value_head.weight)  # starts as the dataset-level baseline, learns from there
             nn.init.constant_(self.value_head.bias, float(dataset_baseline))
         self.register_buffer("dataset_baseline", torch.tensor(float(dataset_baseline), dtype=torch.float64))
+        self.aux_heads = _aux_heads(model, getattr(cfg, "aux_labels", ()))
         self._cand_cache: dict[str, list[int]] = {}
         self._window: list[float] = []
 
@@ -302,6 +303,10 @@ class NavTrainModule(pl.LightningModule):
                 if out.text_logp is not None:  # the answer around the action: plain likelihood, never weighted
                     terms["answer_nll"] = -out.text_logp.sum() / n_text
                     loss = loss + self.cfg.answer_coef * terms["answer_nll"]
+                if self.aux_heads is not None:
+                    aux = self._aux_loss(batch, sl, out, T)
+                    loss = loss + self.cfg.aux_coef * aux
+                    terms["aux"] = aux
                 if last and self.is_awr and self.cfg.l2_coef:
                     l2 = self.cfg.l2_coef * L.l2_penalty([p for _, p in lora_parameters(self.model)])
                     loss = loss + l2
@@ -312,6 +317,27 @@ class NavTrainModule(pl.LightningModule):
             for k, v in terms.items():
                 totals[k] = totals.get(k, 0.0) + float(v.detach() if isinstance(v, torch.Tensor) else v)
         return totals
+
+    def _aux_loss(self, batch: EpisodeBatch, sl: slice, out: ChunkOutput, T: int) -> torch.Tensor:
+        """Sum over this chunk's actions of the auxiliary heads' losses on the decision state (cross-entropy
+        for class labels, mean binary cross-entropy for multi-labels), divided by the episode's T."""
+        from navtune.data.step_labels import STEP_LABELS
+
+        total = out.state_hidden.new_zeros(())
+        for name, head in self.aux_heads.items():
+            if name not in batch.step_labels:
+                raise ValueError(f"episode {batch.episode_id}: no step label {name!r} (aux_labels needs the "
+                                 "training samples to carry it)")
+            h = out.state_hidden.to(head.weight.dtype)
+            logits = head(h)
+            target = batch.step_labels[name][sl].to(logits.device)
+            if STEP_LABELS.get(name).kind == "class":
+                loss = nn.functional.cross_entropy(logits, target.long(), reduction="sum")
+            else:
+                loss = nn.functional.binary_cross_entropy_with_logits(
+                    logits, target.to(logits.dtype), reduction="none").mean(-1).sum()
+            total = total + loss.to(total.dtype)
+        return total / T
 
     def _vision_frozen(self) -> bool:
         """Whether a frame's features can be reused across an episode's chunks: asked for, and nothing in the
@@ -426,6 +452,17 @@ def _no_sync(module: pl.LightningModule):
         return contextlib.nullcontext()
     block = getattr(strategy, "block_backward_sync", None)
     return block() if block is not None else contextlib.nullcontext()
+
+
+def _aux_heads(model: nn.Module, names: tuple[str, ...]) -> nn.ModuleDict | None:
+    """One linear head per auxiliary step label (training only: not part of the saved model)."""
+    if not names:
+        return None
+    from navtune.data.step_labels import STEP_LABELS
+
+    dtype = torch.promote_types(next(model.parameters()).dtype, torch.float32)
+    hidden = _hidden_size(model)
+    return nn.ModuleDict({n: nn.Linear(hidden, STEP_LABELS.get(n).size, dtype=dtype) for n in names})
 
 
 def _hidden_size(model: nn.Module) -> int:

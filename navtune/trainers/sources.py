@@ -40,7 +40,7 @@ class DatasetEpisodes:
                                  f"{c['action_spans']}")
             chunks.append(chunk)
         return EpisodeBatch(item["episode_id"], chunks, list(item["actions"]), [tuple(a) for a in item["allowed"]],
-                            torch.as_tensor(item["rewards"], dtype=torch.float64))
+                            torch.as_tensor(item["rewards"], dtype=torch.float64), dict(item.get("step_labels") or {}))
 
     def rewards(self, i: int) -> list[float]:
         return self.samples.rewards(i)
@@ -98,7 +98,8 @@ def dataset_source(cfg: TrainConfig, processor: Any, data: str) -> DatasetEpisod
     system_prompt = find_system_prompt(cfg.system_prompt, cfg.model if cfg.model else None)
     parts = [DatasetEpisodes(EpisodeSamples(d, processor, cfg.format, system_prompt=system_prompt,
                                             image_size=cfg.image_size, target=cfg.target, answer=cfg.answer,
-                                            text_fraction=cfg.text_fraction, depth=cfg.depth))
+                                            text_fraction=cfg.text_fraction, depth=cfg.depth,
+                                            step_labels=getattr(cfg, "aux_labels", ())))
              for d in data_dirs(data)]
     if len(parts) == 1:
         return DatasetEpisodes(parts[0].samples, cfg.limit_episodes)

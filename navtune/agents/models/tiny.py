@@ -57,7 +57,8 @@ def tokenizer_files_dir() -> Path:
 INIT_STD = {"tiny": 0.3, "small": 0.02, "cpu-large": 0.02, "3b": 0.02}
 
 
-def tiny_config(size: str = "tiny", vocab_size: int | None = None, init_std: float | None = None):
+def tiny_config(size: str = "tiny", vocab_size: int | None = None, init_std: float | None = None,
+                vision_init_std: float | None = None):
     from transformers import Qwen2_5_VLConfig
 
     if size not in SIZES:
@@ -66,6 +67,7 @@ def tiny_config(size: str = "tiny", vocab_size: int | None = None, init_std: flo
     assert sum(s.mrope_section) * 2 == s.hidden // s.heads, "mrope sections must add up to head_dim/2"
     full_att = list(range(7, s.vision_depth, 8)) or [s.vision_depth - 1]  # 3B: 7, 15, 23, 31
     std = INIT_STD[size] if init_std is None else init_std
+    vstd = std if vision_init_std is None else vision_init_std
     return Qwen2_5_VLConfig(
         initializer_range=std,
         text_config=dict(
@@ -91,7 +93,7 @@ def tiny_config(size: str = "tiny", vocab_size: int | None = None, init_std: flo
             temporal_patch_size=2,
             window_size=112,
             fullatt_block_indexes=full_att,
-            initializer_range=std,
+            initializer_range=vstd,
         ),
         tie_word_embeddings=size == "3b",
     )
@@ -113,10 +115,32 @@ def build_tiny_processor(min_pixels: int = 56 * 56, max_pixels: int = 14 * 14 * 
                                         chat_template=QWEN25VL_CHAT_TEMPLATE)
 
 
+def init_vision(model, std: float, seed: int) -> None:
+    """Re-draw the vision tower's and merger's weights with `std` (normal; biases zero, norms one).
+
+    The tiny size's large std (0.3, chosen so a random language model's choices depend on its input) makes
+    the tower a chaotic function of the pixels whose image tokens are ~25x the text embeddings' norm
+    (~68 vs 2.4 at 56x56); ~0.07 gives image tokens of the text embeddings' norm and features that vary
+    smoothly with the frame (bench/learning.py rows `vis*`)."""
+    import torch
+    from torch import nn
+
+    from navtune.trainers.freeze import vision_module
+
+    g = torch.Generator().manual_seed(int(seed) + 7919)
+    with torch.no_grad():
+        for mod in vision_module(model).modules():
+            if isinstance(mod, (nn.Linear, nn.Conv3d)):
+                mod.weight.copy_(torch.randn(mod.weight.shape, generator=g, dtype=torch.float64) * std)
+                if mod.bias is not None:
+                    mod.bias.zero_()
+
+
 def build_tiny_model(out_dir: str | Path | None = None, size: str = "tiny", seed: int = 0, dtype: str = "float32",
-                     init_std: float | None = None, device: str = "cpu"):
+                     init_std: float | None = None, device: str = "cpu", vision_init_std: float | None = None):
     """Build a random-weight Qwen2.5-VL of the given size; save it (model, processor) to `out_dir` when
-    given. Returns (model, processor). No system_prompt.txt is written: a random model was trained with no
+    given. `vision_init_std` (default: `init_std`) draws the vision tower + merger with their own std.
+    Returns (model, processor). No system_prompt.txt is written: a random model was trained with no
     prompt, so each prompt format's own default applies (a graph-action prompt copied here contradicted
     formats that answer in other words)."""
     import torch
@@ -125,10 +149,12 @@ def build_tiny_model(out_dir: str | Path | None = None, size: str = "tiny", seed
     from navtune.agents.models.loading import parse_dtype
 
     processor = build_tiny_processor()
-    config = tiny_config(size, vocab_size=len(processor.tokenizer), init_std=init_std)
+    config = tiny_config(size, vocab_size=len(processor.tokenizer), init_std=init_std, vision_init_std=vision_init_std)
     torch.manual_seed(seed)
     with torch.device(device):
         model = Qwen2_5_VLForConditionalGeneration(config)
+    if vision_init_std is not None:
+        init_vision(model, vision_init_std, seed)
     model = model.to(parse_dtype(dtype)).eval()
     if out_dir is not None:
         out = Path(out_dir)

@@ -70,7 +70,8 @@ class ChatFormat(BaseFormat):
         out = Rendered([])
         prev_imgs = list(step.previous_images) or [None] * n_prev
         for t in range(n_prev):
-            past = StepInput(step.instruction, t, 0.0, [], step.allowed_actions, image=prev_imgs[t])
+            past = StepInput(step.instruction, t, 0.0, list(step.previous_actions[:t]), step.allowed_actions,
+                             image=prev_imgs[t])
             # earlier turns' distance / allowed actions are not known from a single StepInput; render_episode
             # is the exact path. Here we keep what the history gives.
             out = out + self.render_delta(past, system_prompt, step.previous_actions[t - 1] if t else None)
@@ -91,3 +92,43 @@ class ChatFormat(BaseFormat):
         for t, s in enumerate(steps):
             out = out + self.render_delta(s, system_prompt, actions[t - 1] if t else None)
         return [out + self.render_target(actions[len(steps) - 1])] if steps else []
+
+
+#: what a Left / Right does to the heading in the graph low-level action space (MatterSim's 30 degrees)
+TURN_DEGREES = {"Left": -30, "Right": 30}
+
+
+def heading_change(actions: Sequence[str]) -> int:
+    """Degrees turned by these graph actions (Left -30, Right +30), in (-180, 180]."""
+    d = sum(TURN_DEGREES.get(a, 0) for a in actions) % 360
+    return d - 360 if d > 180 else d
+
+
+def _turned(d: int) -> str:
+    if d == 0:
+        return "0°"
+    if d == 180:
+        return "180°"
+    return f"{abs(d)}° {'right' if d > 0 else 'left'}"
+
+
+@PROMPT_FORMATS.register("chat-odometry")
+class ChatOdometryFormat(ChatFormat):
+    """`chat` with the agent's own odometry in each user turn: the heading change since the episode's start
+    and since its last Move ("Heading: 90° left from start, 30° right since the last move"). Both are a
+    deterministic function of the actions already taken (each Left / Right turns exactly 30°), like the
+    "Distance Traveled" line, so the task is unchanged; the format only spares a tiny model from counting
+    its own turns in the history."""
+
+    name = "chat-odometry"
+    action_spaces = ("graph",)
+
+    def _user_turn(self, step: StepInput, first: bool) -> str:
+        acts = list(step.previous_actions)
+        last_move = max((i for i, a in enumerate(acts) if a == "Move"), default=-1)
+        since_start, since_move = heading_change(acts), heading_change(acts[last_move + 1:])
+        odo = (f"Heading: {_turned(since_start)} from start, {_turned(since_move)} since the last move\n"
+               if acts else "Heading: as at the start\n")
+        base = super()._user_turn(step, first)
+        mark = "Current image:"
+        return base.replace(mark, odo + mark, 1)
