@@ -56,9 +56,14 @@ class Chunk:
     targets: list[tuple[int, int, str]] = field(default_factory=list)  # token spans of action segments
 
 
+def _upcast(x: torch.Tensor) -> torch.Tensor:
+    """Logits in float32, or float64 for a float64 model (its exact log-probs are compared in tests)."""
+    return x if x.dtype == torch.float64 else x.float()
+
+
 @dataclass
 class StepOutput:
-    last_logits: torch.Tensor  # (V,) float32 logits at the last fed position
+    last_logits: torch.Tensor  # (V,) logits at the last fed position (float32; float64 for a float64 model)
     kv: KV | None
     offset: int  # next rope position
 
@@ -232,14 +237,14 @@ class VLMRunner:
                                               past_key_values=cache, use_cache=True)
         hidden = out.last_hidden_state
         last = hidden[torch.arange(B), torch.tensor(lens) - 1]
-        logits = self.model.lm_head(last).float()
+        logits = _upcast(self.model.lm_head(last))
         results = []
         for i in range(B):
             kv_i = [(layer.keys[i : i + 1, :, P - plens[i] : P + lens[i]], layer.values[i : i + 1, :, P - plens[i] : P + lens[i]])
                     for layer in cache.layers]
             results.append(StepOutput(logits[i], kv_i, next_offsets[i]))
         if all_logits:
-            return results, [self.model.lm_head(hidden[i, : lens[i]]).float() for i in range(B)]
+            return results, [_upcast(self.model.lm_head(hidden[i, : lens[i]])) for i in range(B)]
         return results
 
     @torch.no_grad()
@@ -260,7 +265,7 @@ class VLMRunner:
         self.model.model.rope_deltas = None
         kv = [(layer.keys, layer.values) for layer in out.past_key_values.layers]
         offset = int(self.positions(ids, grids, 0).max()) + 1
-        return StepOutput(out.logits[0, -1].float(), kv, offset)
+        return StepOutput(_upcast(out.logits[0, -1]), kv, offset)
 
 
 @dataclass
