@@ -66,6 +66,7 @@ class StepOutput:
     last_logits: torch.Tensor  # (V,) logits at the last fed position (float32; float64 for a float64 model)
     kv: KV | None
     offset: int  # next rope position
+    last_hidden: torch.Tensor | None = None  # (H,) final hidden state there (value heads read it); batched path
 
 
 def to_pil(image: Any, size: tuple[int, int] | None = None) -> Image.Image:
@@ -242,7 +243,7 @@ class VLMRunner:
         for i in range(B):
             kv_i = [(layer.keys[i : i + 1, :, P - plens[i] : P + lens[i]], layer.values[i : i + 1, :, P - plens[i] : P + lens[i]])
                     for layer in cache.layers]
-            results.append(StepOutput(logits[i], kv_i, next_offsets[i]))
+            results.append(StepOutput(logits[i], kv_i, next_offsets[i], last[i]))
         if all_logits:
             return results, [_upcast(self.model.lm_head(hidden[i, : lens[i]])) for i in range(B)]
         return results
