@@ -63,7 +63,7 @@ def _upcast(x: torch.Tensor) -> torch.Tensor:
 
 @dataclass
 class StepOutput:
-    last_logits: torch.Tensor  # (V,) logits at the last fed position (float32; float64 for a float64 model)
+    last_logits: torch.Tensor | None  # (V,) logits at the last fed position (float32; float64 for a float64 model)
     kv: KV | None
     offset: int  # next rope position
     last_hidden: torch.Tensor | None = None  # (H,) final hidden state there (value heads read it); batched path
@@ -99,6 +99,9 @@ class VLMRunner:
         self._tok_cache: dict[str, list[int]] = {}
         self._pos_cache: dict[tuple, torch.Tensor] = {}
         self.eos_ids = {self.tokenizer.convert_tokens_to_ids("<|im_end|>"), self.tokenizer.convert_tokens_to_ids("<|endoftext|>")}
+        #: False: forward_chunks skips the full-vocabulary lm_head (StepOutput.last_logits is None); a caller that
+        #: scores a few tokens computes them from last_hidden (for a tiny model the head is most of a step's work)
+        self.full_logits = True
 
     # ---------------------------------------------------------------- text
     def tokenize_text(self, text: str) -> list[int]:
@@ -238,12 +241,12 @@ class VLMRunner:
                                               past_key_values=cache, use_cache=True)
         hidden = out.last_hidden_state
         last = hidden[torch.arange(B), torch.tensor(lens) - 1]
-        logits = _upcast(self.model.lm_head(last))
+        logits = _upcast(self.model.lm_head(last)) if self.full_logits else None
         results = []
         for i in range(B):
             kv_i = [(layer.keys[i : i + 1, :, P - plens[i] : P + lens[i]], layer.values[i : i + 1, :, P - plens[i] : P + lens[i]])
                     for layer in cache.layers]
-            results.append(StepOutput(logits[i], kv_i, next_offsets[i], last[i]))
+            results.append(StepOutput(logits[i] if logits is not None else None, kv_i, next_offsets[i], last[i]))
         if all_logits:
             return results, [_upcast(self.model.lm_head(hidden[i, : lens[i]])) for i in range(B)]
         return results
