@@ -1,38 +1,52 @@
 """Which agent to evaluate, as plain data (`AgentSpec`, saved in run.json) and how to build its `Policy`."""
 from __future__ import annotations
 
+import dataclasses
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from navtune.core.config import option, parse_size
 from navtune.core.hub import is_hub_id
 
 BASELINES = ("random", "forward", "oracle")
+#: What an unset --format / --image-size falls back to when the model folder has no navtune_agent.json.
+DEFAULT_FORMAT, DEFAULT_IMAGE_SIZE = "r2r-lowlevel", (320, 240)
+AUTO = "auto"
+
+
+def parse_agent_size(text: str) -> tuple[int, int] | None | Literal["auto"]:
+    """``auto`` (the model folder's card decides), ``none`` (frames as rendered) or ``WxH``."""
+    return AUTO if text.lower() == AUTO else parse_size(text)
 
 
 @dataclass(frozen=True)
 class AgentSpec:
     """A baseline (`random` | `forward` | `oracle`) or `vlm`: a model folder, an optional peft adapter, a
-    prompt format, the inference mode and the decoding (constrained `score` or free-text `generate`)."""
+    prompt format, the inference mode and the decoding (constrained `score` or free-text `generate`).
+
+    A folder written by `navtune train` carries an `AgentCard` (navtune_agent.json): `resolved()` fills the
+    format, frame size, system prompt and base model + adapter from it where no flag set them."""
 
     kind: str = option("forward", flag="--agent", help="random | forward | oracle | vlm")
     model: str | None = option(None, help="vlm: model folder or hub id.")
     adapter: str | None = option(None, help="vlm: peft LoRA adapter folder.")
-    format: str = option("r2r-lowlevel", help="vlm: r2r-lowlevel | objectnav-json | chat (or a --plugin's).")
+    format: str | None = option(None, help="vlm: r2r-lowlevel | objectnav-json | chat (or a --plugin's); default: "
+                                "the model folder's navtune_agent.json, else r2r-lowlevel.")
     mode: str | None = option(None, help="vlm: full | cached | kv (default: the format's best).")
     decode: str = option("score", help="vlm: score (constrained) | generate (free text; counts invalid actions).")
     system_prompt_file: str | None = option(None, flag="--system-prompt", help="vlm: system prompt file.")
     seed: int = option(0, help="random agent's seed.")
     dtype: str = option("float32", help="vlm: model dtype")
     device: str = option("cpu", help="vlm: torch device")
-    image_size: tuple[int, int] | None = option(  # frames resized to this before the model (as in training)
-        (320, 240), cli_type=str, cli_default="320x240", to_field=parse_size,
-        help="vlm: resize frames to WxH before the model ('none': as rendered); use the size the model was "
-             "trained with.")
+    image_size: tuple[int, int] | None | Literal["auto"] = option(  # frames resized to this (as in training)
+        AUTO, cli_type=str, cli_default=AUTO, to_field=parse_agent_size,
+        help="vlm: resize frames to WxH before the model ('none': as rendered; 'auto': the model folder's "
+             "navtune_agent.json, else 320x240); use the size the model was trained with.")
 
     def __post_init__(self) -> None:
-        if self.image_size is not None:
+        if self.image_size is not None and self.image_size != AUTO:
             object.__setattr__(self, "image_size", tuple(int(v) for v in self.image_size))
         if self.kind not in BASELINES + ("vlm",):
             raise ValueError(f"unknown agent {self.kind!r}; known: {', '.join(BASELINES + ('vlm',))}")
@@ -46,7 +60,40 @@ class AgentSpec:
         if self.kind != "vlm":
             return self.kind
         name = Path(self.adapter or self.model).name
-        return f"vlm:{name}:{self.format}:{self.decode}"
+        return f"vlm:{name}:{self.format or DEFAULT_FORMAT}:{self.decode}"
+
+    def resolved(self) -> "AgentSpec":
+        """Every vlm field concrete: unset ones from the model folder's `AgentCard` (else navtune's defaults);
+        a flag that disagrees with the card wins, with a warning. A card of an adapter folder turns
+        ``--model DIR`` into its base model + the adapter DIR."""
+        if self.kind != "vlm":
+            return self
+        from navtune.agents.models.card import CARD_FILE, read_card
+
+        card = read_card(self.model)
+        if card is None:
+            return dataclasses.replace(self, format=self.format or DEFAULT_FORMAT,
+                                       image_size=DEFAULT_IMAGE_SIZE if self.image_size == AUTO else self.image_size)
+        where = Path(str(self.model)) / CARD_FILE
+        for name, flag, mine, theirs in (("format", "--format", self.format, card.format),
+                                         ("image_size", "--image-size", self.image_size, card.image_size)):
+            if mine not in (None, AUTO) and mine != theirs:
+                warnings.warn(f"{flag} {mine!r} overrides {where} ({name} {theirs!r})", stacklevel=2)
+        model, adapter = self.model, self.adapter
+        if card.adapter:
+            if self.adapter:
+                raise ValueError(f"--model {self.model} is a LoRA adapter over {card.base_model} ({where}); "
+                                 "give it as --model alone, without --adapter")
+            model, adapter = card.base_model, str(self.model)
+            if not is_hub_id(model) and not Path(model).exists():
+                raise ValueError(f"{where}: field 'base_model' names {model}, which does not exist")
+        prompt_file = self.system_prompt_file
+        if prompt_file is None and (Path(str(self.model)) / "system_prompt.txt").is_file():
+            prompt_file = str(Path(str(self.model)) / "system_prompt.txt")
+        return dataclasses.replace(
+            self, model=model, adapter=adapter, format=self.format or card.format,
+            image_size=card.image_size if self.image_size == AUTO else self.image_size,
+            system_prompt_file=prompt_file)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -75,6 +122,8 @@ def build_policy(spec: AgentSpec, action_space: str, loaded: tuple[Any, Any] | N
     if spec.kind in ("forward", "oracle"):
         return make_policy(spec.kind, action_space=action_space)
     from navtune.agents.prompts import format_class
+
+    spec = spec.resolved()
 
     speaks = format_class(spec.format).action_spaces
     if action_space not in speaks:

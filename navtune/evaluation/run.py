@@ -29,6 +29,7 @@ def run_eval(
     Returns {"summary": ..., "written": n, "results": path}."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    agent = agent.resolved()  # run.json records what ran (a trained folder's card filled in)
     write_run_info(run_dir, {
         "name": name or agent.label(),
         "agent": agent.to_dict(),

@@ -152,9 +152,8 @@ def export_model(module, processor, cfg: TrainConfig, out: Path, state_dict: dic
     else:
         model.save_pretrained(tmp, safe_serialization=True)
     processor.save_pretrained(tmp)
-    src_prompt = Path(cfg.system_prompt) if cfg.system_prompt else Path(cfg.model) / "system_prompt.txt"
-    if src_prompt.is_file():
-        shutil.copyfile(src_prompt, tmp / "system_prompt.txt")
+    write_agent_files(tmp, cfg, adapter=hasattr(model, "peft_config"),
+                      trainer="awr" if isinstance(cfg, AWRConfig) else "sft")
     if getattr(module, "value_head", None) is not None:
         save_file({k: v.detach().cpu().contiguous() for k, v in module.value_head.state_dict().items()},
                   str(tmp / "value_head.safetensors"))
@@ -163,6 +162,32 @@ def export_model(module, processor, cfg: TrainConfig, out: Path, state_dict: dic
         shutil.rmtree(out)
     tmp.rename(out)
     return out
+
+
+def data_action_space(data: str | None) -> str | None:
+    """The action space of the (first) training dataset folder, when it is one (None otherwise)."""
+    from navtune.data.format import EpisodeDataset
+    from navtune.trainers.sources import data_dirs
+
+    for d in data_dirs(data or ""):
+        try:
+            eps = EpisodeDataset(d).episodes
+        except (OSError, ValueError):
+            return None
+        return eps[0].action_space if eps else None
+    return None
+
+
+def write_agent_files(folder: Path, cfg: Any, adapter: bool, trainer: str, action_space: str | None = None) -> None:
+    """What makes an output folder a self-describing agent: system_prompt.txt and navtune_agent.json (the
+    format, frame size, action space, system prompt and base model the weights need)."""
+    from navtune.agents.models.card import make_card, write_card
+    from navtune.agents.prompts import load_system_prompt
+
+    prompt = load_system_prompt(cfg.system_prompt, cfg.model)
+    (Path(folder) / "system_prompt.txt").write_text(prompt, encoding="utf-8")
+    space = action_space or data_action_space(getattr(cfg, "data", None))
+    write_card(folder, make_card(cfg.format, cfg.image_size, space, prompt, cfg.model, adapter, trainer))
 
 
 @dataclass
