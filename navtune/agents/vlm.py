@@ -67,9 +67,10 @@ class Chunk:
 
 @dataclass
 class StepOutput:
-    last_logits: torch.Tensor  # (V,) logits at the last fed position (float32, or float64 for a float64 model)
+    last_logits: torch.Tensor | None  # (V,) logits at the last fed position (float32; float64 for a float64 model)
     kv: KV | None
     offset: int  # next rope position
+    last_hidden: torch.Tensor | None = None  # (H,) final hidden state there (value heads read it); batched path
 
 
 def at_least_float32(t: torch.Tensor) -> torch.Tensor:
@@ -116,6 +117,9 @@ class VLMRunner:
         self._pos_cache: dict[tuple, torch.Tensor] = {}
         self._cache_arg = cache_argument(model.model.language_model.forward)
         self.eos_ids = {self.tokenizer.convert_tokens_to_ids("<|im_end|>"), self.tokenizer.convert_tokens_to_ids("<|endoftext|>")}
+        #: False: forward_chunks skips the full-vocabulary lm_head (StepOutput.last_logits is None); a caller that
+        #: scores a few tokens computes them from last_hidden (for a tiny model the head is most of a step's work)
+        self.full_logits = True
 
     # ---------------------------------------------------------------- text
     def tokenize_text(self, text: str) -> list[int]:
@@ -255,12 +259,12 @@ class VLMRunner:
                                               use_cache=True, **{self._cache_arg: cache})
         hidden = out.last_hidden_state
         last = hidden[torch.arange(B), torch.tensor(lens) - 1]
-        logits = at_least_float32(self.model.lm_head(last))
+        logits = at_least_float32(self.model.lm_head(last)) if self.full_logits else None
         results = []
         for i in range(B):
             kv_i = [(layer.keys[i : i + 1, :, P - plens[i] : P + lens[i]], layer.values[i : i + 1, :, P - plens[i] : P + lens[i]])
                     for layer in cache.layers]
-            results.append(StepOutput(logits[i], kv_i, next_offsets[i]))
+            results.append(StepOutput(logits[i] if logits is not None else None, kv_i, next_offsets[i], last[i]))
         if all_logits:
             return results, [at_least_float32(self.model.lm_head(hidden[i, : lens[i]])) for i in range(B)]
         return results

@@ -36,6 +36,13 @@ def import_plugin_modules(modules: list[str] | None) -> None:
         raise typer.BadParameter(f"cannot import plugin: {e}", param_hint="--plugin") from None
 
 
+def _nested_class(ann: Any) -> type:
+    """The dataclass of a nested field (``X`` or ``X | None``: an optional nested config is built from its
+    options on the command line, and may be left None from Python)."""
+    args = [a for a in typing.get_args(ann) if a is not type(None)]
+    return args[0] if len(args) == 1 and dataclasses.is_dataclass(args[0]) else ann
+
+
 def _options(cls: type, prefix: str = "", exclude: frozenset[str] = frozenset()
              ) -> list[tuple[str, dataclasses.Field, Any]]:
     """(parameter name, field, command-line type) of every command-line field, nested ones flattened."""
@@ -45,7 +52,7 @@ def _options(cls: type, prefix: str = "", exclude: frozenset[str] = frozenset()
         if not f.metadata.get("cli", True) or f.name in exclude:
             continue
         if f.metadata.get("nested"):
-            out += _options(hints[f.name], prefix + f.name + _SEP, exclude)
+            out += _options(_nested_class(hints[f.name]), prefix + f.name + _SEP, exclude)
             continue
         ann = f.metadata.get("cli_type", hints[f.name])
         if typing.get_origin(ann) is typing.Literal:
@@ -109,7 +116,7 @@ def build_config(cls: type, values: dict[str, Any], **fixed: Any) -> Any:
         if f.metadata.get("nested"):
             sub = {k[len(f.name) + len(_SEP):]: v for k, v in values.items() if k.startswith(f.name + _SEP)}
             if sub:
-                kwargs[f.name] = build_config(hints[f.name], sub)
+                kwargs[f.name] = build_config(_nested_class(hints[f.name]), sub)
             continue
         if f.name not in values:
             continue

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from navtune.core.errors import NavtuneError
 from navtune.core.hub import is_hub_id
 from navtune.core.io import atomic_write_json
 
@@ -20,7 +21,7 @@ CARD_FILE = "navtune_agent.json"
 CARD_VERSION = 1
 
 
-class AgentCardError(ValueError):
+class AgentCardError(NavtuneError):
     """A card that cannot be read or used (the message names the file and the field)."""
 
 

@@ -3,9 +3,10 @@ a viewpoint and heading), and helpers to run `GraphNavEnv` on house graphs. One 
 every house of a process (it is reloaded when the scan changes)."""
 from __future__ import annotations
 
+import os
 from collections import OrderedDict
 from functools import lru_cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Hashable
 
 import numpy as np
 
@@ -15,6 +16,49 @@ from navtune.graph.navgraph import NavGraph
 
 if TYPE_CHECKING:
     from navtune.envs.house.world import HouseWorld
+
+
+class FrameCache:
+    """Rendered views by (render settings, house, viewpoint, heading, elevation), least recently used first out
+    beyond `max_bytes`. A graph world revisits the same views all the time (an RL group starts G roll-outs from
+    one pose; evaluation reruns the same starts for every agent), and a house view is a pure function of those
+    keys, so a hit returns exactly the frame a render would (read-only arrays, shared by the callers)."""
+
+    def __init__(self, max_bytes: int):
+        self.max_bytes = int(max_bytes)
+        self.bytes = 0
+        self.hits = self.misses = 0
+        self._items: OrderedDict[Hashable, tuple[np.ndarray, np.ndarray | None]] = OrderedDict()
+
+    def get(self, key: Hashable) -> tuple[np.ndarray, np.ndarray | None] | None:
+        item = self._items.get(key)
+        if item is None:
+            self.misses += 1
+            return None
+        self._items.move_to_end(key)
+        self.hits += 1
+        return item
+
+    def put(self, key: Hashable, rgb: np.ndarray, depth: np.ndarray | None) -> None:
+        size = rgb.nbytes + (depth.nbytes if depth is not None else 0)
+        if size > self.max_bytes:
+            return
+        for a in (rgb, depth):
+            if a is not None:
+                a.flags.writeable = False
+        self._items[key] = (rgb, depth)
+        self.bytes += size
+        while self.bytes > self.max_bytes:
+            _, (r, d) = self._items.popitem(last=False)
+            self.bytes -= r.nbytes + (d.nbytes if d is not None else 0)
+
+    def clear(self) -> None:
+        self._items.clear()
+        self.bytes = 0
+
+
+#: One per process (envs of an inline pool share it); NAVTUNE_FRAME_CACHE_MB sets its size (0: off).
+FRAME_CACHE = FrameCache(int(float(os.environ.get("NAVTUNE_FRAME_CACHE_MB", "256")) * (1 << 20)))
 
 
 @lru_cache(maxsize=64)
@@ -29,7 +73,9 @@ class HouseViewRenderer:
 
     def __init__(self, scan: str, graph: NavGraph | None = None, world: "HouseWorld | None" = None,
                  width: int = 320, height: int = 240, vfov_deg: float = 60.0, depth: bool = True,
-                 cam_height: float = 1.5):
+                 cam_height: float = 1.5, cache: FrameCache | None = FRAME_CACHE):
+        self.cache = cache
+        self._settings = (width, height, vfov_deg, cam_height)
         if world is None:
             from navtune.envs.house.world import HouseWorld
 
@@ -44,9 +90,17 @@ class HouseViewRenderer:
     def render(self, viewpoint_id: str, heading: float, elevation: float = 0.0) -> tuple[np.ndarray, np.ndarray | None]:
         if viewpoint_id not in self.graph.index:
             raise KeyError(f"viewpoint {viewpoint_id!r} is not in house graph {self.scan!r}")
+        key = (self._settings, self.depth, self.scan, viewpoint_id, round(float(heading), 9), round(float(elevation), 9))
+        if self.cache is not None:
+            hit = self.cache.get(key)
+            if hit is not None:
+                return hit
         self.world.load(self.seed)
         x, y, _ = self.graph.position(viewpoint_id)
-        return self.world.render_at(float(x), float(y), heading, elevation, depth=self.depth)
+        rgb, depth = self.world.render_at(float(x), float(y), heading, elevation, depth=self.depth)
+        if self.cache is not None:
+            self.cache.put(key, rgb, depth)
+        return rgb, depth
 
 
 class HouseRenderers:
@@ -68,7 +122,10 @@ class HouseRenderers:
             from navtune.envs.house.world import HouseWorld
 
             self._world = HouseWorld(seed=seed_from_scene_id(scan), **self._kw)  # type: ignore[arg-type]
-        self._cache[scan] = r = HouseViewRenderer(scan, world=self._world, depth=bool(self._kw["depth"]))
+        kw = self._kw  # the settings also key the frame cache: pass the world's own
+        self._cache[scan] = r = HouseViewRenderer(scan, world=self._world, width=int(kw["width"]),
+                                                  height=int(kw["height"]), vfov_deg=float(kw["vfov_deg"]),
+                                                  depth=bool(kw["depth"]), cam_height=float(kw["cam_height"]))
         while len(self._cache) > self._keep:
             self._cache.popitem(last=False)
         return r
