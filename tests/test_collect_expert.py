@@ -80,8 +80,10 @@ def test_expert_dataset_loads_and_labels_decode(reference, tmp_path):
     for i in range(0, len(steps), 7):
         s = steps[i]
         e, t = steps.index[i]
-        assert tok.decode(s["input_ids"][0, s["label_positions"]]) == ds[e]["steps"][t]["action"]
-        assert tok.decode(s["labels"][s["label_positions"]]) == ds[e]["steps"][t]["action"]
+        (a, b), = s["action_spans"]  # the action inside objectnav-json's whole answer, which is labelled too
+        assert tok.decode(s["input_ids"][0, a:b]) == ds[e]["steps"][t]["action"] == tok.decode(s["labels"][a:b])
+        answer = tok.decode(s["labels"][s["label_positions"]])
+        assert answer.startswith("{") and f'"{ds[e]["steps"][t]["action"]}"' in answer
     chat = EpisodeSamples(reference, proc, "chat", image_size=(56, 42))
     for i in range(len(chat)):
         c = chat[i]["chunks"][0]

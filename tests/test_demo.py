@@ -99,3 +99,25 @@ def test_demo_quick_completes_and_resumes(tmp_path):
     # another configuration into the same folder is refused
     other = subprocess.run([NAVTUNE, "demo", "--out", str(out), "--quiet"], capture_output=True, text=True, timeout=120)
     assert other.returncode == 2 and "other settings" in other.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.gl
+def test_demo_ladder_with_an_online_rl_rung(tmp_path):
+    """rl_iterations > 0 adds an "+RL" rung (stage "rl") trained by `navtune train rl` from the rung below it; the
+    final agent is that rung's, exported standalone; a recipe without AWR skips mine and awr."""
+    from dataclasses import replace
+
+    from navtune.demo import run_demo
+
+    cfg = replace(QUICK, awr_epochs=0, rl_iterations=1, rl_group_size=2, rl_episodes_per_iteration=2)
+    res = run_demo(tmp_path / "demo", cfg=cfg, show=False)
+    summary = json.loads(Path(res["summary"]).read_text())
+    assert summary["final"] == "SFT+RL"
+    assert {n: a["stage"] for n, a in summary["agents"].items()} == {
+        "random": "baseline", "forward-only": "baseline", "untrained": "untrained", "SFT": "sft", "SFT+RL": "rl"}
+    rl = json.loads((tmp_path / "demo" / "stages" / "rl.json").read_text())
+    assert "sr" in rl["metrics"] and Path(rl["final"]).is_dir()
+    card = json.loads((tmp_path / "demo" / "final" / "navtune_agent.json").read_text())
+    assert card["adapter"] is False and card["format"] == "chat"
+    assert not (tmp_path / "demo" / "train" / "awr").exists()

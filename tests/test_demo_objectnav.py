@@ -52,6 +52,12 @@ def test_objectnav_demo_quick(tmp_path):
     final = out / "final"
     agent = json.loads((final / "navtune_agent.json").read_text())
     assert agent["format"] == "objectnav-json" and agent["image_size"] == [QUICK.width, QUICK.height]
+    assert agent["adapter"] is False and agent["decode"] == "generate" and agent["max_new_tokens"] == QUICK.max_new_tokens
+    from navtune.evaluation import AgentSpec
+
+    spec = AgentSpec("vlm", model=str(final)).resolved()  # what a bare `navtune eval --model OUT/final` runs
+    assert (spec.format, spec.decode, spec.max_new_tokens, spec.image_size, spec.sees_depth) == (
+        "objectnav-json", "generate", QUICK.max_new_tokens, (QUICK.width, QUICK.height), QUICK.depth)
     assert (final / "system_prompt.txt").read_text().startswith("You are a robot looking for an object")
     assert "AWR round: SR change" in res.stdout and (final / "model.safetensors").is_file()
     # a rerun skips every stage; held-out seeds that overlap the training houses are refused

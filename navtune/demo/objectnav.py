@@ -50,7 +50,6 @@ AGENTS = (("random", "baseline"), ("forward-only", "baseline"), ("untrained", "u
 FINAL = "SFT+AWR"
 FORMAT = "objectnav-json"
 TRAIN_FILE, MINE_FILE, TEST_FILE = "objectnav_train.jsonl", "objectnav_mine.jsonl", "objectnav_test.jsonl"
-AGENT_FILE = "navtune_agent.json"
 
 
 @dataclass(frozen=True)
@@ -268,28 +267,12 @@ class ObjectNavDemo:
                 "failure_episodes": len(EpisodeDataset(self.failures)) if len(sources) > 1 else 0}
 
     def _export_final(self) -> None:
-        """OUT/final: the SFT model with the AWR adapter merged, its processor and system prompt, and
-        navtune_agent.json (format, frame size, decoding, action space): everything `navtune eval` needs."""
-        import shutil
+        """OUT/final: the SFT model with the AWR adapter merged, standalone (navtune.agents.models.card), its card
+        also naming the decoding the demo evaluates with: everything `navtune eval` needs."""
+        from navtune.agents.models.card import export_standalone
 
-        from navtune.evaluation import load_vlm
-
-        model, processor = load_vlm(str(self.sft_dir / "final"), str(self.awr_dir / "final"))
-        tmp = self.final_dir.with_name("final.tmp")
-        if tmp.exists():
-            shutil.rmtree(tmp)
-        model.save_pretrained(tmp, safe_serialization=True)
-        processor.save_pretrained(tmp)
-        shutil.copyfile(self.sft_dir / "final" / "system_prompt.txt", tmp / "system_prompt.txt")
-        spec = self.agent(self.final_dir)
-        atomic_write_json(tmp / AGENT_FILE, {
-            "format": FORMAT, "action_space": "continuous", "image_size": list(spec.image_size),
-            "decode": spec.decode, "max_new_tokens": spec.max_new_tokens, "sees_depth": spec.sees_depth,
-            "answer": self.cfg.answer, "base_model": str(self.sft_dir / "final"), "adapter": "merged",
-            "trained_by": "navtune demo --task objectnav (SFT, then AWR on expert + mined data)"})
-        if self.final_dir.exists():
-            shutil.rmtree(self.final_dir)
-        tmp.rename(self.final_dir)
+        export_standalone(self.awr_dir / "final", self.final_dir, decode=self.cfg.decode,
+                          max_new_tokens=self.cfg.max_new_tokens)
 
     def evaluate(self) -> dict:
         from navtune.evaluation import AgentSpec, EvalConfig, run_eval

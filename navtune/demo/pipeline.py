@@ -242,6 +242,8 @@ class Demo:
             agents.append(TrainedAgent(agents[-1].name + "+DAgger", "offline", self.dagger_dir(c.dagger_rounds) / "final"))
         if c.awr_epochs > 0:
             agents.append(TrainedAgent(agents[-1].name + "+AWR", "offline", self.awr_dir / "final"))
+        if c.rl_iterations > 0:
+            agents.append(TrainedAgent(agents[-1].name + "+RL", "rl", self.rl_dir / "final"))
         return agents
 
     def agent_before(self, stage_folder: Path) -> Path:
@@ -331,6 +333,26 @@ class Demo:
         res = self._train(cfg, combined, total=len(combined) * c.awr_epochs)
         return {"final": str(res.final), "metrics": res.metrics, "episodes": len(combined),
                 "failure_episodes": len(sources[1]) if len(sources) > 1 else 0}
+
+    @property
+    def rl_dir(self) -> Path:
+        return self.out / "train" / "rl"
+
+    def rl(self) -> dict:
+        """Online RL (`navtune train rl`, GRPO by default) from the previous rung, rolling out on the training
+        episodes; LoRA, KL to the starting agent. Resumes from its last iteration."""
+        from navtune.rl import RLConfig, train_rl
+
+        c = self.cfg
+        start = self.agent_before(self.rl_dir / "final")
+        last = self.rl_dir / "checkpoints" / "last.ckpt"
+        cfg = RLConfig(model=str(start), algo=c.rl_algo, task=self.eval_task(TRAIN_SPLIT), out=str(self.rl_dir),
+                       max_iterations=c.rl_iterations, group_size=c.rl_group_size,
+                       episodes_per_iteration=c.rl_episodes_per_iteration, num_envs=c.num_envs, lr=c.rl_lr,
+                       seed=c.seed, progress=False, loggers=("csv",), resume="last" if last.exists() else None,
+                       overwrite=not last.exists())
+        res = train_rl(cfg)
+        return {"final": str(res.final), "metrics": res.metrics}
 
     def final(self) -> dict:
         """The last trained agent as one standalone folder (adapters merged; navtune_agent.json beside the
@@ -427,6 +449,7 @@ STAGES: tuple[Stage, ...] = (
           lambda c: c.dagger_rounds > 0),
     Stage("mine", "mine the agent's failures", Demo.mine, lambda c: c.awr_epochs > 0 and c.mine_episodes > 0),
     Stage("awr", "AWR round on expert + failure data (LoRA)", Demo.awr, lambda c: c.awr_epochs > 0),
+    Stage("rl", "online RL (GRPO roll-outs on the training houses)", Demo.rl, lambda c: c.rl_iterations > 0),
     Stage("final", "export the final agent to OUT/final", Demo.final),
     Stage("eval", "evaluate the agents on held-out houses", Demo.evaluate),
     Stage("report", "write the report", Demo.report),

@@ -13,6 +13,7 @@ from navtune.core.hub import is_hub_id
 BASELINES = ("random", "forward", "oracle")
 #: What an unset --format / --image-size falls back to when the model folder has no navtune_agent.json.
 DEFAULT_FORMAT, DEFAULT_IMAGE_SIZE = "r2r-lowlevel", (320, 240)
+DEFAULT_DECODE, DEFAULT_MAX_NEW_TOKENS = "score", 64  # when neither a flag nor the folder's card says
 AUTO = "auto"
 
 
@@ -35,14 +36,17 @@ class AgentSpec:
     format: str | None = option(None, help="vlm: r2r-lowlevel | objectnav-json | chat (or a --plugin's); default: "
                                 "the model folder's navtune_agent.json, else r2r-lowlevel.")
     mode: str | None = option(None, help="vlm: full | cached | kv (default: the format's best).")
-    decode: str = option("score", help="vlm: score (the allowed actions' whole continuations after the forced "
-                         "answer head) | generate (free text, parsed; invalid answers are counted and replaced by "
-                         "an unbiased draw) | constrained (the format's answer skeleton forced, free fields "
-                         "generated, the action chosen among the allowed ones).")
-    max_new_tokens: int = option(64, min=1, help="vlm: most tokens generated per step (generate / constrained).")
+    decode: str | None = option(None, help="vlm: score (the allowed actions' whole continuations after the forced "
+                                "answer head) | generate (free text, parsed; invalid answers are counted and replaced "
+                                "by an unbiased draw) | constrained (the format's answer skeleton forced, free fields "
+                                "generated, the action chosen among the allowed ones). Default: the model folder's "
+                                "navtune_agent.json, else score.")
+    max_new_tokens: int | None = option(None, min=1, help="vlm: most tokens generated per step (generate / "
+                                        "constrained); default: the model folder's navtune_agent.json, else 64.")
     sees_depth: bool = option(False, flag="--depth-input/--no-depth-input",
                               help="vlm: the model is shown each step's depth frame as a second image (needs "
-                                   "--depth and a format that shows depth, e.g. objectnav-json).")
+                                   "--depth and a format that shows depth, e.g. objectnav-json); on when the model "
+                                   "folder's navtune_agent.json says it was trained so.")
     system_prompt_file: str | None = option(None, flag="--system-prompt", help="vlm: system prompt file.")
     seed: int = option(0, help="random agent's seed.")
     dtype: str = option("float32", help="vlm: model dtype")
@@ -57,7 +61,7 @@ class AgentSpec:
             object.__setattr__(self, "image_size", tuple(int(v) for v in self.image_size))
         if self.kind not in BASELINES + ("vlm",):
             raise ValueError(f"unknown agent {self.kind!r}; known: {', '.join(BASELINES + ('vlm',))}")
-        if self.decode not in ("score", "generate", "constrained"):
+        if self.decode not in (None, "score", "generate", "constrained"):
             raise ValueError(f"unknown --decode {self.decode!r}; known: score, generate, constrained")
         if self.kind == "vlm" and not self.model:
             raise ValueError("agent 'vlm' needs --model (a model folder or hub id)")
@@ -69,7 +73,7 @@ class AgentSpec:
         if self.kind != "vlm":
             return self.kind
         name = Path(self.adapter or self.model).name
-        return f"vlm:{name}:{self.format or DEFAULT_FORMAT}:{self.decode}"
+        return f"vlm:{name}:{self.format or DEFAULT_FORMAT}:{self.decode or DEFAULT_DECODE}"
 
     def resolved(self) -> "AgentSpec":
         """Every vlm field concrete: unset ones from the model folder's `AgentCard` (else navtune's defaults);
@@ -82,11 +86,15 @@ class AgentSpec:
         card = read_card(self.model)
         if card is None:
             return dataclasses.replace(self, format=self.format or DEFAULT_FORMAT,
-                                       image_size=DEFAULT_IMAGE_SIZE if self.image_size == AUTO else self.image_size)
+                                       image_size=DEFAULT_IMAGE_SIZE if self.image_size == AUTO else self.image_size,
+                                       decode=self.decode or DEFAULT_DECODE,
+                                       max_new_tokens=self.max_new_tokens or DEFAULT_MAX_NEW_TOKENS)
         where = Path(str(self.model)) / CARD_FILE
         for name, flag, mine, theirs in (("format", "--format", self.format, card.format),
-                                         ("image_size", "--image-size", self.image_size, card.image_size)):
-            if mine not in (None, AUTO) and mine != theirs:
+                                         ("image_size", "--image-size", self.image_size, card.image_size),
+                                         ("decode", "--decode", self.decode, card.decode),
+                                         ("max_new_tokens", "--max-new-tokens", self.max_new_tokens, card.max_new_tokens)):
+            if mine not in (None, AUTO) and theirs is not None and mine != theirs:
                 warnings.warn(f"{flag} {mine!r} overrides {where} ({name} {theirs!r})", stacklevel=2)
         model, adapter = self.model, self.adapter
         if card.adapter:
@@ -102,7 +110,9 @@ class AgentSpec:
         return dataclasses.replace(
             self, model=model, adapter=adapter, format=self.format or card.format,
             image_size=card.image_size if self.image_size == AUTO else self.image_size,
-            system_prompt_file=prompt_file)
+            decode=self.decode or card.decode or DEFAULT_DECODE,
+            max_new_tokens=self.max_new_tokens or card.max_new_tokens or DEFAULT_MAX_NEW_TOKENS,
+            sees_depth=self.sees_depth or card.sees_depth, system_prompt_file=prompt_file)
 
     def to_dict(self) -> dict:
         return asdict(self)

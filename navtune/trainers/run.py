@@ -271,7 +271,8 @@ def write_agent_files(folder: Path, cfg: Any, adapter: bool, trainer: str, actio
         prompt = load_system_prompt(cfg.system_prompt, cfg.model, format=get_format(cfg.format, action_space=space))
     (Path(folder) / "system_prompt.txt").write_text(prompt, encoding="utf-8")
     space = action_space or data_action_space(getattr(cfg, "data", None))
-    write_card(folder, make_card(cfg.format, cfg.image_size, space, prompt, cfg.model, adapter, trainer))
+    write_card(folder, make_card(cfg.format, cfg.image_size, space, prompt, cfg.model, adapter, trainer,
+                                 sees_depth=bool(getattr(cfg, "depth", False))))
 
 
 @dataclass

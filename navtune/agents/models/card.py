@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,9 @@ class AgentCard:
     base_model: str  # model folder / hub id the weights start from
     adapter: bool  # True: this folder is a peft adapter over `base_model`; False: full weights here (merged)
     trainer: str = ""  # sft | awr | rl | ... (informational)
+    sees_depth: bool = False  # trained with each step's depth frame as a second image (must be shown it)
+    decode: str | None = None  # how its answers are read (score | generate | constrained); None: navtune's default
+    max_new_tokens: int | None = None  # generated tokens per step its answers need (generate / constrained)
     version: int = CARD_VERSION
 
     def to_dict(self) -> dict[str, Any]:
@@ -50,10 +53,10 @@ def _absolute(model: str) -> str:
 
 
 def make_card(format: str, image_size: tuple[int, int] | None, action_space: str | None, system_prompt: str,
-              base_model: str, adapter: bool, trainer: str) -> AgentCard:
+              base_model: str, adapter: bool, trainer: str, sees_depth: bool = False) -> AgentCard:
     return AgentCard(format=format, image_size=tuple(int(v) for v in image_size) if image_size else None,
                      action_space=action_space, system_prompt=system_prompt, base_model=_absolute(str(base_model)),
-                     adapter=bool(adapter), trainer=trainer)
+                     adapter=bool(adapter), trainer=trainer, sees_depth=bool(sees_depth))
 
 
 def write_card(folder: str | os.PathLike, card: AgentCard) -> Path:
@@ -87,15 +90,19 @@ def read_card(folder: str | os.PathLike | None) -> AgentCard | None:
         raise AgentCardError(f"{path}: field 'image_size' must be [W, H] or null (got {size!r})")
     if not isinstance(raw["adapter"], bool):
         raise AgentCardError(f"{path}: field 'adapter' must be true or false (got {raw['adapter']!r})")
+    if raw.get("decode") not in (None, "score", "generate", "constrained"):
+        raise AgentCardError(f"{path}: field 'decode' must be score, generate, constrained or null (got {raw['decode']!r})")
     raw["image_size"] = tuple(size) if size is not None else None
     return AgentCard(**raw)
 
 
-def export_standalone(folder: str | os.PathLike, out: str | os.PathLike) -> Path:
+def export_standalone(folder: str | os.PathLike, out: str | os.PathLike, decode: str | None = None,
+                      max_new_tokens: int | None = None) -> Path:
     """Write the agent of `folder` (full weights, or a peft adapter over its card's base model) to `out` as one
     standalone, self-describing folder: merged full weights, processor, system_prompt.txt and a card with
     ``adapter: false``, so ``navtune eval --agent vlm --model OUT`` needs nothing else (not even the base
-    model's folder). Written beside `out` and renamed into place."""
+    model's folder). `decode` / `max_new_tokens`: how its answers are to be read, recorded in the card.
+    Written beside `out` and renamed into place."""
     import shutil
 
     from navtune.agents.models.loading import load_model
@@ -116,9 +123,8 @@ def export_standalone(folder: str | os.PathLike, out: str | os.PathLike) -> Path
     model.save_pretrained(tmp, safe_serialization=True)
     loaded.processor.save_pretrained(tmp)
     (tmp / "system_prompt.txt").write_text(card.system_prompt, encoding="utf-8")
-    write_card(tmp, AgentCard(format=card.format, image_size=card.image_size, action_space=card.action_space,
-                              system_prompt=card.system_prompt, base_model=card.base_model, adapter=False,
-                              trainer=card.trainer))
+    write_card(tmp, replace(card, adapter=False, decode=decode or card.decode,
+                            max_new_tokens=max_new_tokens or card.max_new_tokens))
     if out.exists():
         shutil.rmtree(out)
     tmp.rename(out)
