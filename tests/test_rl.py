@@ -356,6 +356,23 @@ def test_config_checks_name_the_option(houses, tmp_path):
     RLConfig(model="m", task=task, algo="ppo", group_size=1)
 
 
+def test_a_folder_holding_another_run_is_refused_unless_resumed_or_overwritten(tiny_model_dir, houses, tmp_path):
+    """As `navtune train sft`: one line naming the folder, exit 2, the other run's files untouched."""
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "rl_history.jsonl").write_text('{"iteration": 0}\n')
+    res = subprocess.run(NAVTUNE + ["train", "rl", "--model", str(tiny_model_dir), "--data-dir", str(houses),
+                                    "--split", "train", "--renderer", "house", "--out", str(out), "--quiet"],
+                         capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert res.returncode == 2 and res.stderr.startswith("error: ") and "is not empty" in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1 and (out / "rl_history.jsonl").read_text() == '{"iteration": 0}\n'
+    from navtune.rl.module import HISTORY_FILE
+    from navtune.trainers.run import RUN_ENTRIES, prepare_run_folder
+
+    prepare_run_folder(out, None, True, RUN_ENTRIES + (HISTORY_FILE,))  # what --overwrite does first
+    assert not (out / "rl_history.jsonl").exists()
+
+
 def test_cli_help_lists_the_rl_knobs():
     out = subprocess.run(NAVTUNE + ["train", "rl", "--help"], capture_output=True, text=True, check=True,
                          env={**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "200"}).stdout

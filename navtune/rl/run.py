@@ -199,12 +199,13 @@ def train_rl(cfg: RLConfig, callbacks: list[pl.Callback] | None = None) -> RunRe
     """Run online RL (see `RLModule`) into `cfg.out`, one run per folder as `navtune train sft` (locked while it
     trains; a non-empty folder needs --resume or --overwrite); returns its folders and last iteration's scalars."""
     from navtune.core.lock import FolderLock
-    from navtune.trainers.run import prepare_run_folder
+    from navtune.rl.module import HISTORY_FILE
+    from navtune.trainers.run import RUN_ENTRIES, prepare_run_folder
 
     out = Path(cfg.out)
     resume = str(out / "checkpoints" / "last.ckpt") if cfg.resume == "last" else cfg.resume
     with FolderLock(out, what="RL run"):
-        prepare_run_folder(out, resume, cfg.overwrite)
+        prepare_run_folder(out, resume, cfg.overwrite, RUN_ENTRIES + (HISTORY_FILE,))
         return _train_rl(cfg, callbacks)
 
 

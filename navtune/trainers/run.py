@@ -111,9 +111,9 @@ def check_checkpoint(path: str | Path) -> dict:
     return ckpt
 
 
-def prepare_run_folder(out: Path, resume: str | None, overwrite: bool) -> None:
+def prepare_run_folder(out: Path, resume: str | None, overwrite: bool, entries: tuple[str, ...] = RUN_ENTRIES) -> None:
     """Refuse to mix two runs in one folder: a non-empty `out` needs `resume` (continue the run) or
-    `overwrite` (delete the previous run's own files, `RUN_ENTRIES`, and start afresh)."""
+    `overwrite` (delete the previous run's own files, `entries`, and start afresh)."""
     from navtune.core.lock import LOCK_FILE
 
     present = sorted(p.name for p in out.iterdir() if p.name != LOCK_FILE) if out.is_dir() else []
@@ -122,7 +122,7 @@ def prepare_run_folder(out: Path, resume: str | None, overwrite: bool) -> None:
     if not overwrite:
         raise TrainSetupError(f"is not empty (holds {', '.join(present[:5])}): it holds another run; pass --resume "
                               "last to continue it, --overwrite to replace it, or a new --out folder", file=out)
-    for name in RUN_ENTRIES:
+    for name in entries:
         p = out / name
         if p.is_symlink() or p.is_file():
             p.unlink()
