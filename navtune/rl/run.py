@@ -217,6 +217,9 @@ def _train_rl(cfg: RLConfig, callbacks: list[pl.Callback] | None) -> RunResult:
 
     out = Path(cfg.out)
     warnings.filterwarnings("ignore", message=".*`is_gradient_checkpointing` is deprecated.*")
+    # Lightning's own deprecation of its pytree helper, and the frozen modules (vision) we keep in eval mode on purpose
+    warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\).*")
+    warnings.filterwarnings("ignore", message=".*module\\(s\\) in eval mode at the start of training.*")
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     if cfg.threads is not None:

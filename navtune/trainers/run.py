@@ -329,6 +329,9 @@ def _train(cfg: TrainConfig, out: Path, resume: str | None, train_source, val_so
     # checkpoints are taken after the optimizer step on purpose (that is the state a resume continues from)
     warnings.filterwarnings("ignore", message=".*no pre-optimization state was saved.*")
     warnings.filterwarnings("ignore", message=".*`is_gradient_checkpointing` is deprecated.*")
+    # Lightning's own deprecation of its pytree helper, and the frozen modules (vision) we keep in eval mode on purpose
+    warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\).*")
+    warnings.filterwarnings("ignore", message=".*module\\(s\\) in eval mode at the start of training.*")
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     if model is None:
         model, processor = load_trainable(cfg)
