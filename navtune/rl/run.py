@@ -221,6 +221,7 @@ def _train_rl(cfg: RLConfig, callbacks: list[pl.Callback] | None) -> RunResult:
     warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\).*")
     warnings.filterwarnings("ignore", message=".*module\\(s\\) in eval mode at the start of training.*")
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    warnings.filterwarnings("ignore", message=".*`val_dataloader` but have no `validation_step`.*")  # no val set
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     if cfg.threads is not None:
         torch.set_num_threads(cfg.threads)
