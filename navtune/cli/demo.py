@@ -6,9 +6,6 @@ from pathlib import Path
 import typer
 
 
-DEMO_TASKS = ("vln", "objectnav")
-
-
 def register(app: typer.Typer) -> None:
     @app.command("demo")
     def demo(
@@ -35,33 +32,33 @@ def register(app: typer.Typer) -> None:
 
         if task not in DEMO_TASKS:
             fail(DemoError(f"--task must be one of {', '.join(DEMO_TASKS)} (got {task!r})"))
-        if task == "objectnav":
-            try:
-                _objectnav(out or Path("navtune-demo-objectnav"), quick, test_seeds, quiet)
-            except DemoError as e:
-                fail(e)
-            return
-        from navtune.demo import run_demo
-
-        out = out or Path("navtune-demo")
         try:
-            res = run_demo(out, quick=quick, show=not quiet, test_seeds=test_seeds)
+            DEMO_TASKS[task](out, quick, test_seeds, quiet)
         except DemoError as e:
             fail(e)
-        typer.echo(res["table"])
-        if res.get("paired"):
-            typer.echo("\n" + res["paired"])
-        typer.echo(f"\nfinal agent: {res['final']} -> {(Path(out) / 'final').resolve()}")
-        stages = ", ".join(f"{k} {v:.0f}s" for k, v in res["timings"].items())
-        typer.echo(f"wall time: {res['seconds']:.0f} s this run, {res['wall_s']:.0f} s over all stages"
-                   + (f" ({stages})" if stages else ""))
-        typer.echo(f"summary: {Path(res['summary']).resolve()}")
-        typer.echo(f"report: {Path(res['report']).resolve()}")
 
 
-def _objectnav(out: Path, quick: bool, test_seeds: str | None, quiet: bool) -> None:
-    from navtune.demo.objectnav import DemoError, run_objectnav_demo
+def _vln(out: Path | None, quick: bool, test_seeds: str | None, quiet: bool) -> None:
+    from navtune.demo import run_demo
 
+    out = out or Path("navtune-demo")
+    res = run_demo(out, quick=quick, show=not quiet, test_seeds=test_seeds)
+    typer.echo(res["table"])
+    if res.get("paired"):
+        typer.echo("\n" + res["paired"])
+    typer.echo(f"\nfinal agent: {res['final']} -> {(Path(out) / 'final').resolve()}")
+    stages = ", ".join(f"{k} {v:.0f}s" for k, v in res["timings"].items())
+    typer.echo(f"wall time: {res['seconds']:.0f} s this run, {res['wall_s']:.0f} s over all stages"
+               + (f" ({stages})" if stages else ""))
+    typer.echo(f"summary: {Path(res['summary']).resolve()}")
+    typer.echo(f"report: {Path(res['report']).resolve()}")
+
+
+def _objectnav(out: Path | None, quick: bool, test_seeds: str | None, quiet: bool) -> None:
+    from navtune.demo import DemoError
+    from navtune.demo.objectnav import run_objectnav_demo
+
+    out = out or Path("navtune-demo-objectnav")
     try:
         res = run_objectnav_demo(out, quick=quick, show=not quiet, test_seeds=test_seeds)
     except ValueError as e:
@@ -78,3 +75,7 @@ def _objectnav(out: Path, quick: bool, test_seeds: str | None, quiet: bool) -> N
     typer.echo(f"wall time: {s['wall_s']:.0f} s; final agent: {(out / 'final').resolve()}; "
                f"summary: {(out / 'summary.json').resolve()}")
     typer.echo(f"report: {Path(res['report']).resolve()}")
+
+
+#: `navtune demo --task NAME`: the loop each task runs
+DEMO_TASKS = {"vln": _vln, "objectnav": _objectnav}
