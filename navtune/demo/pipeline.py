@@ -346,7 +346,10 @@ class Demo:
         c = self.cfg
         start = self.agent_before(self.rl_dir / "final")
         last = self.rl_dir / "checkpoints" / "last.ckpt"
+        # returns centred in each group, not divided by its std (Dr. GRPO): std scaling turns groups without a
+        # success into "stop at once" with this sparse a reward (docs/training.md, row F)
         cfg = RLConfig(model=str(start), algo=c.rl_algo, task=self.eval_task(TRAIN_SPLIT), out=str(self.rl_dir),
+                       group_scale="none",
                        max_iterations=c.rl_iterations, group_size=c.rl_group_size,
                        episodes_per_iteration=c.rl_episodes_per_iteration, num_envs=c.num_envs, lr=c.rl_lr,
                        seed=c.seed, progress=False, loggers=("csv",), resume="last" if last.exists() else None,
