@@ -64,10 +64,10 @@ class DemoConfig:
 
     def with_test_seeds(self, seeds: str | None) -> "DemoConfig":
         return self if seeds is None else replace(self, test_seeds=seeds)
+
     @property
     def aux_label_names(self) -> tuple[str, ...]:
         return tuple(x.strip() for x in self.aux_labels.split(",") if x.strip())
-
 
 
 QUICK = DemoConfig(train_houses=4, paths_per_house=1, test_seeds="1000-1001", test_paths_per_house=1,

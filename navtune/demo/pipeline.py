@@ -447,7 +447,7 @@ STAGES: tuple[Stage, ...] = (
     Stage("houses", "generate houses and VLN episodes", Demo.houses),
     Stage("expert", "collect expert trajectories", Demo.expert_data),
     Stage("model", "build a tiny Qwen2.5-VL", Demo.model),
-    Stage("sft", "supervised fine-tuning (chat format)", Demo.sft),
+    Stage("sft", "supervised fine-tuning on the expert data", Demo.sft),
     Stage("dagger", "DAgger rounds (the agent drives, the expert labels)", Demo.dagger,
           lambda c: c.dagger_rounds > 0),
     Stage("mine", "mine the agent's failures", Demo.mine, lambda c: c.awr_epochs > 0 and c.mine_episodes > 0),
