@@ -90,11 +90,13 @@ class AgentSpec:
                                        decode=self.decode or DEFAULT_DECODE,
                                        max_new_tokens=self.max_new_tokens or DEFAULT_MAX_NEW_TOKENS)
         where = Path(str(self.model)) / CARD_FILE
-        for name, flag, mine, theirs in (("format", "--format", self.format, card.format),
-                                         ("image_size", "--image-size", self.image_size, card.image_size),
-                                         ("decode", "--decode", self.decode, card.decode),
-                                         ("max_new_tokens", "--max-new-tokens", self.max_new_tokens, card.max_new_tokens)):
-            if mine not in (None, AUTO) and theirs is not None and mine != theirs:
+        checks = [("format", "--format", self.format, card.format),
+                  ("image_size", "--image-size", self.image_size, card.image_size)]
+        checks += [c for c in (("decode", "--decode", self.decode, card.decode),
+                               ("max_new_tokens", "--max-new-tokens", self.max_new_tokens, card.max_new_tokens))
+                   if c[3] is not None]  # a card that names no decoding leaves it to the flag or the default
+        for name, flag, mine, theirs in checks:
+            if mine not in (None, AUTO) and mine != theirs:
                 warnings.warn(f"{flag} {mine!r} overrides {where} ({name} {theirs!r})", stacklevel=2)
         model, adapter = self.model, self.adapter
         if card.adapter:
