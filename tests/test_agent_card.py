@@ -3,6 +3,7 @@ system prompt, base model + adapter or merged), and `AgentSpec` / `navtune eval 
 when no flag says otherwise (a disagreeing flag wins, with a warning)."""
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -76,3 +77,29 @@ def test_sft_output_is_a_self_describing_agent(tmp_path, tmp_path_factory):
     assert (res.final / "system_prompt.txt").read_text() == card.system_prompt
     spec = AgentSpec("vlm", model=str(res.final)).resolved()
     assert (spec.format, spec.image_size) == ("chat", (56, 56))
+
+
+def test_card_decoding_and_depth_fill_unset_flags_and_a_flag_wins_with_a_warning(tmp_path):
+    """A card naming its decoding (free generation, 24 tokens) and depth input: a bare spec takes them, an
+    explicit --decode wins with a warning, a card without them leaves navtune's defaults, a bad value is one
+    error naming the file and field."""
+    import warnings
+
+    from navtune.agents.models.card import AgentCardError, make_card, write_card
+    from navtune.evaluation import AgentSpec
+
+    card = make_card("objectnav-json", (112, 112), "continuous", "prompt", str(tmp_path), False, "awr", sees_depth=True)
+    write_card(tmp_path, dataclasses.replace(card, decode="generate", max_new_tokens=24))
+    spec = AgentSpec("vlm", model=str(tmp_path)).resolved()
+    assert (spec.decode, spec.max_new_tokens, spec.sees_depth) == ("generate", 24, True)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert AgentSpec("vlm", model=str(tmp_path), decode="score").resolved().decode == "score"
+    assert any("--decode 'score' overrides" in str(w.message) for w in caught)
+    write_card(tmp_path, card)
+    spec = AgentSpec("vlm", model=str(tmp_path)).resolved()
+    assert (spec.decode, spec.max_new_tokens) == ("score", 64)
+    raw = json.loads((tmp_path / "navtune_agent.json").read_text())
+    (tmp_path / "navtune_agent.json").write_text(json.dumps({**raw, "decode": "beam"}))
+    with pytest.raises(AgentCardError, match="navtune_agent.json: field 'decode'"):
+        AgentSpec("vlm", model=str(tmp_path)).resolved()
