@@ -16,6 +16,7 @@ from navtune.envs.protocol import Observation
 
 FRAME_MODES = ("real", "blank", "shuffle")
 GREY = 128
+BANK_SIZE = 512  # frames kept for "shuffle"
 
 
 class FrameAblation(BasePolicy):
@@ -49,7 +50,11 @@ class FrameAblation(BasePolicy):
             return rgb
         if self.mode == "blank":
             return np.full_like(rgb, GREY)
-        self._bank.append(np.array(rgb, copy=True))
+        frame = np.array(rgb, copy=True)
+        if len(self._bank) < BANK_SIZE:
+            self._bank.append(frame)
+        else:  # bounded: a long run replaces a random earlier frame (memory stays flat, cf. docs/reliability.md)
+            self._bank[int(self._rng.integers(BANK_SIZE))] = frame
         return self._bank[int(self._rng.integers(len(self._bank)))]
 
     def _act(self, observations: dict[Slot, Observation], expert_actions: dict[Slot, str]) -> dict[Slot, ActionOutput]:
