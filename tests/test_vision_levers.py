@@ -88,7 +88,8 @@ def test_vision_init_std_redraws_only_the_vision_tower():
 
     a, _ = build_tiny_model(None, seed=0)
     b, _ = build_tiny_model(None, seed=0, vision_init_std=0.05)
-    pa, pb = dict(a.named_parameters()), dict(b.named_parameters())
+    pa = {k: v.detach() for k, v in a.named_parameters()}
+    pb = {k: v.detach() for k, v in b.named_parameters()}
     for n in pa:
         if ".visual." in f".{n}" and n.endswith("weight") and pa[n].ndim > 1:
             assert float(pb[n].std()) == pytest.approx(0.05, rel=0.3), n
