@@ -103,3 +103,21 @@ def test_card_decoding_and_depth_fill_unset_flags_and_a_flag_wins_with_a_warning
     (tmp_path / "navtune_agent.json").write_text(json.dumps({**raw, "decode": "beam"}))
     with pytest.raises(AgentCardError, match="navtune_agent.json: field 'decode'"):
         AgentSpec("vlm", model=str(tmp_path)).resolved()
+
+
+def test_a_model_trained_to_write_its_answer_text_is_carded_to_generate_it(tmp_path):
+    """objectnav-json trained on grounded answers must be decoded by generation (scoring after an empty
+    Observation / Reasoning is a prompt it never saw); action-only training or a format without free text
+    leave the decoding to the default."""
+    from navtune.trainers.config import TrainConfig
+    from navtune.trainers.run import write_agent_files
+
+    for fmt, answer, space, want in (("objectnav-json", "grounded", "continuous", "generate"),
+                                     ("objectnav-json", "action-only", "continuous", None),
+                                     ("chat", "grounded", "graph", None)):
+        out = tmp_path / f"{fmt}-{answer}"
+        out.mkdir()
+        cfg = TrainConfig(model=str(tmp_path), data=str(tmp_path / "none"), format=fmt, answer=answer,
+                          image_size=(56, 56))
+        write_agent_files(out, cfg, adapter=False, trainer="sft", action_space=space, system_prompt="p")
+        assert read_card(out).decode == want, (fmt, answer)

@@ -17,6 +17,8 @@ One run per folder: a non-empty ``out`` is refused unless ``--resume`` (continue
 """
 from __future__ import annotations
 
+import dataclasses
+
 import math
 import warnings
 import shutil
@@ -265,14 +267,19 @@ def write_agent_files(folder: Path, cfg: Any, adapter: bool, trainer: str, actio
     from navtune.agents.models.card import make_card, write_card
     from navtune.agents.prompts import get_format, load_system_prompt
 
+    space = action_space or data_action_space(getattr(cfg, "data", None))
+    fmt = get_format(cfg.format, action_space=space)
     prompt = system_prompt
     if prompt is None:
-        space = action_space or data_action_space(getattr(cfg, "data", None))
-        prompt = load_system_prompt(cfg.system_prompt, cfg.model, format=get_format(cfg.format, action_space=space))
+        prompt = load_system_prompt(cfg.system_prompt, cfg.model, format=fmt)
     (Path(folder) / "system_prompt.txt").write_text(prompt, encoding="utf-8")
-    space = action_space or data_action_space(getattr(cfg, "data", None))
-    write_card(folder, make_card(cfg.format, cfg.image_size, space, prompt, cfg.model, adapter, trainer,
-                                 sees_depth=bool(getattr(cfg, "depth", False))))
+    card = make_card(cfg.format, cfg.image_size, space, prompt, cfg.model, adapter, trainer,
+                     sees_depth=bool(getattr(cfg, "depth", False)))
+    if getattr(cfg, "answer", "action-only") != "action-only" and any(p.kind == "free" for p in fmt.answer_parts()):
+        # trained to write its answer's free text (e.g. grounded Observation / Reasoning): it must generate it;
+        # scoring actions after an empty skeleton is a prompt it never saw
+        card = dataclasses.replace(card, decode="generate")
+    write_card(folder, card)
 
 
 @dataclass
