@@ -11,7 +11,7 @@ class DemoConfig:
     """Everything that decides what the demo computes (saved as demo.json; a rerun with other settings
     into the same folder is refused, a rerun with the same ones resumes)."""
 
-    train_houses: int = 144  # house seeds 0..N-1 give the training (and mining) episodes (48 -> 144: +, docs/training.md)
+    train_houses: int = 288  # house seeds 0..N-1 give the training (and mining) episodes (more houses: +, docs/training.md)
     paths_per_house: int = 2  # VLN reference paths per house (3 instructions each)
     test_seeds: str = "1000-1059"  # held-out house seeds (A-B, inclusive) for evaluation: 60 x 2 x 3 = 360 episodes
     test_paths_per_house: int = 2
