@@ -9,7 +9,7 @@ import typer
 def register(app: typer.Typer) -> None:
     @app.command("demo")
     def demo(
-        task: str = typer.Option("vln", "--task", help="vln (graph low-level actions, seed 1's setting; ~6 min on 2 "
+        task: str = typer.Option("vln", "--task", help="vln (graph low-level actions, seed 1's setting; ~9 min on 2 "
                                  "cores) | objectnav (continuous actions, seed 2's JSON-answering agent and offline-RL "
                                  "round; over an hour on 2 cores, docs/evaluation.md)."),
         quick: bool = typer.Option(False, "--quick", help="A ~2-minute smoke version (CI)."),

@@ -1,4 +1,4 @@
-"""Sizes of the demo (`--quick` for CI; the default runs in ~6 minutes on 2 idle CPU cores)."""
+"""Sizes of the demo (`--quick` for CI; the default runs in ~9 minutes on 2 idle CPU cores)."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
