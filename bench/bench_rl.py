@@ -24,22 +24,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def make_episodes(out: Path, houses: int) -> None:
-    import numpy as np
+    from navtune.envs.house.episodes.vln import generate_vln_dataset
 
-    from navtune.envs.house.episodes.vln import house_vln_paths
-    from navtune.envs.house.layout import generate_house
-    from navtune.envs.house.navgraph import build_house_graph
-    from navtune.tasks.r2r.data import connectivity_path, split_path, write_connectivity, write_r2r_split
-
-    items = []
-    for seed in range(houses):
-        house = generate_house(seed)
-        graph, rooms = build_house_graph(house)
-        write_connectivity(graph, connectivity_path(out, house.scene_id))
-        rng = np.random.default_rng([seed, 2])
-        items += [p.to_r2r() for p in house_vln_paths(house, 2, rng, path_id_start=seed * 1000, min_hops=2, max_hops=4,
-                                                      min_distance=4.0, graph_rooms=(graph, rooms))]
-    write_r2r_split(items, split_path(out, "train"))
+    generate_vln_dataset(range(houses), out, "train", per_house=2, min_hops=2, max_hops=4, min_distance=4.0)
 
 
 def main() -> None:

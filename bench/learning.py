@@ -53,7 +53,6 @@ from navtune.demo.config import FULL, DemoConfig  # noqa: E402
 
 TEST_SEEDS = range(1000, 1060)  # 60 held-out houses x 2 paths x 3 instructions = 360 episodes
 TEST_PATHS_PER_HOUSE = 2
-Z95 = 1.959963984540054
 
 
 @dataclass(frozen=True)
@@ -138,27 +137,19 @@ ROWS: dict[str, Recipe] = {
 
 
 # ---------------------------------------------------------------------------------------------- stats
-def wilson(k: int, n: int, z: float = Z95) -> tuple[float, float]:
-    """Wilson score interval of a binomial rate k/n."""
-    if n == 0:
-        return (0.0, 1.0)
-    p = k / n
-    den = 1 + z * z / n
-    mid = (p + z * z / (2 * n)) / den
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
-    return (max(0.0, mid - half), min(1.0, mid + half))
+def wilson(k: int, n: int) -> tuple[float, float]:
+    """Wilson score interval of a binomial rate k/n (navtune.metrics.intervals; (0, 1) with no episodes)."""
+    from navtune.metrics.intervals import wilson as wilson_interval
+
+    return wilson_interval(k, n) if n else (0.0, 1.0)
 
 
-def bootstrap_ci(values: list[float], n_boot: int = 2000, seed: int = 0) -> tuple[float, float]:
-    """Percentile-bootstrap 95 % interval of the mean."""
-    import numpy as np
+def bootstrap_ci(values: list[float]) -> tuple[float, float]:
+    """Percentile-bootstrap 95 % interval of the mean (navtune.metrics.intervals; nan with no values)."""
+    from navtune.metrics.intervals import bootstrap_mean
 
-    v = np.asarray([x for x in values if x is not None], dtype=float)
-    if len(v) == 0:
-        return (math.nan, math.nan)
-    rng = np.random.default_rng(seed)
-    means = v[rng.integers(0, len(v), size=(n_boot, len(v)))].mean(axis=1)
-    return (float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5)))
+    vals = [x for x in values if x is not None]
+    return bootstrap_mean(vals) if vals else (math.nan, math.nan)
 
 
 # ---------------------------------------------------------------------------------------------- stages
@@ -506,20 +497,17 @@ def evaluate(st: Stages, r: Recipe, test: Path, agent: Path | None, adapter: Pat
     return rows, {"dir": str(d), "wall_s_per_episode": round(per_ep, 3)}
 
 
-def paired_diff_ci(a: list[dict], b: list[dict], metric: str, n_boot: int = 2000, seed: int = 0
-                   ) -> tuple[float, float]:
-    """Percentile-bootstrap 95 % interval of mean(a - b) of `metric` over the episodes both runs have."""
-    import numpy as np
+def paired_diff_ci(a: list[dict], b: list[dict], metric: str) -> tuple[float, float]:
+    """Paired bootstrap 95 % interval of mean(a - b) of `metric` over the episodes both runs have
+    (navtune.metrics.intervals.paired_difference)."""
+    from navtune.metrics.intervals import paired_difference
 
     bm = {x["episode_id"]: x["metrics"].get(metric) for x in b}
     pairs = [(float(x["metrics"][metric]), float(bm[x["episode_id"]])) for x in a
              if x["metrics"].get(metric) is not None and bm.get(x["episode_id"]) is not None]
     if not pairs:
         return (math.nan, math.nan)
-    d = np.array([p - q for p, q in pairs])
-    rng = np.random.default_rng(seed)
-    means = d[rng.integers(0, len(d), size=(n_boot, len(d)))].mean(axis=1)
-    return (float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5)))
+    return paired_difference(metric, [q for _, q in pairs], [p for p, _ in pairs]).ci95
 
 
 def summarize(rows: list[dict]) -> dict:

@@ -40,37 +40,21 @@ def seeds(text: str) -> range:
     return range(a, b + 1)
 
 
-def wilson(k: int, n: int, z: float = 1.959964) -> tuple[float, float]:
-    """Wilson score interval of a rate k / n."""
-    if n == 0:
-        return (0.0, 1.0)
-    p = k / n
-    d = 1 + z * z / n
-    c = (p + z * z / (2 * n)) / d
-    h = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d
-    return (c - h, c + h)
+def wilson(k: int, n: int) -> tuple[float, float]:
+    """Wilson 95 % interval of a rate k / n (navtune.metrics.intervals; (0, 1) with no episodes)."""
+    from navtune.metrics.intervals import wilson as wilson_interval
+
+    return wilson_interval(k, n) if n else (0.0, 1.0)
 
 
 def generate(out: Path, split: str, house_seeds: range, per_house: int) -> None:
     """R2R-format VLN episodes on generated houses with the demo's path settings (2-4 edges, >= 4 m)."""
-    import numpy as np
-
-    from navtune.envs.house.episodes.vln import house_vln_paths
-    from navtune.envs.house.layout import generate_house
-    from navtune.envs.house.navgraph import build_house_graph
-    from navtune.tasks.r2r.data import connectivity_path, split_path, write_connectivity, write_r2r_split
+    from navtune.envs.house.episodes.vln import generate_vln_dataset
+    from navtune.tasks.r2r.data import split_path
 
     if split_path(out, split).is_file():
         return
-    items = []
-    for seed in house_seeds:
-        house = generate_house(seed)
-        graph, rooms = build_house_graph(house)
-        write_connectivity(graph, connectivity_path(out, house.scene_id))
-        rng = np.random.default_rng([seed, 2])
-        items += [p.to_r2r() for p in house_vln_paths(house, per_house, rng, path_id_start=seed * 1000, min_hops=2,
-                                                      max_hops=4, min_distance=4.0, graph_rooms=(graph, rooms))]
-    write_r2r_split(items, split_path(out, split))
+    generate_vln_dataset(house_seeds, out, split, per_house, min_hops=2, max_hops=4, min_distance=4.0)
 
 
 def evaluate(run: Path, model: str, data: Path, size: str, max_steps: int, fmt: str | None) -> dict:

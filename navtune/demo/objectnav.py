@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from navtune.core.io import atomic_write_json
-from navtune.demo.pipeline import DemoError
+from navtune.demo.folders import DemoError, DemoFolders
 from navtune.envs.house.seeds import parse_seeds
 from navtune.metrics.intervals import paired_difference, wilson
 
@@ -108,49 +108,10 @@ def _sr_change(before: list[float], after: list[float], seed: int) -> dict:
 
 
 @dataclass
-class ObjectNavDemo:
-    out: Path
+class ObjectNavDemo(DemoFolders):
     cfg: ObjectNavDemoConfig
     log: Any = print  # one line per event (plain text: the demo also runs with stderr not a terminal)
     timings: dict[str, float] = field(default_factory=dict)
-
-    # ------------------------------------------------------------------ paths
-    @property
-    def episodes_dir(self) -> Path:
-        return self.out / "episodes"
-
-    @property
-    def expert(self) -> Path:
-        return self.out / "data" / "expert"
-
-    @property
-    def failures(self) -> Path:
-        return self.out / "data" / "failures"
-
-    @property
-    def base(self) -> Path:
-        return self.out / "models" / "tiny"
-
-    @property
-    def sft_dir(self) -> Path:
-        return self.out / "train" / "sft"
-
-    @property
-    def awr_dir(self) -> Path:
-        return self.out / "train" / "awr"
-
-    @property
-    def final_dir(self) -> Path:
-        return self.out / "final"
-
-    def run_dir(self, name: str) -> Path:
-        return self.out / "runs" / name.replace("+", "_").lower()
-
-    def marker(self, stage: str) -> Path:
-        return self.out / "stages" / f"{stage}.json"
-
-    def done(self, stage: str) -> bool:
-        return self.marker(stage).exists()
 
     # ------------------------------------------------------------------ helpers
     def task(self, file: str, limit: int | None = None):
@@ -347,10 +308,10 @@ class ObjectNavDemo:
         intro = (f"navtune demo --task objectnav: a tiny Qwen2.5-VL answering seed 2's JSON, trained on "
                  f"{c.train_houses} generated houses (SFT on the whole answer, then AWR on expert + mined failures),"
                  f" evaluated with the baselines on held-out houses {c.test_seeds} (free-text decoding).")
-        path = build_report(dirs, self.out / "report", names=names, episodes=2, title="navtune objectnav demo",
+        path = build_report(dirs, self.report_dir, names=names, episodes=2, title="navtune objectnav demo",
                             intro=intro)
         table = markdown_table([load_run(d, n) for d, n in zip(dirs, names)])
-        (self.out / "report" / "table.md").write_text(table + "\n")
+        (self.report_dir / "table.md").write_text(table + "\n")
         return {"report": str(path), "table": table}
 
 
@@ -376,16 +337,7 @@ def run_objectnav_demo(out: str | os.PathLike, quick: bool = False, cfg: ObjectN
     if set(cfg.test_seed_list) & set(range(cfg.train_houses)):
         raise DemoError(f"--test-seeds {cfg.test_seeds} overlaps the training houses 0-{cfg.train_houses - 1}")
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    cfg_file = out / "demo.json"
-    if cfg_file.exists():
-        old = json.loads(cfg_file.read_text())
-        if old != cfg.to_dict():
-            diff = sorted(k for k in set(old) | set(cfg.to_dict()) if old.get(k) != cfg.to_dict().get(k))
-            raise DemoError(f"{cfg_file}: this folder holds a demo run with other settings ({', '.join(diff)}); "
-                            "use another --out")
-    else:
-        atomic_write_json(cfg_file, cfg.to_dict())
+    DemoFolders(out).claim(cfg.to_dict())  # before any work: a folder of another recipe is refused
 
     def log(line: str) -> None:
         if show:
@@ -403,7 +355,7 @@ def run_objectnav_demo(out: str | os.PathLike, quick: bool = False, cfg: ObjectN
             t0 = time.perf_counter()
             info = STAGE_FUNCS[stage](demo)
             timings[stage] = time.perf_counter() - t0
-            atomic_write_json(demo.marker(stage), {"stage": stage, **info, "seconds": round(timings[stage], 1)})
+            demo.mark(stage, {**info, "seconds": round(timings[stage], 1)})
             log(f"{title}: done ({timings[stage]:.0f} s)")
         if stage == stop_after:
             return {"timings": timings, "seconds": time.perf_counter() - t_start}

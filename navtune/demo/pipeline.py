@@ -29,11 +29,11 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
-from navtune.core.errors import NavtuneError
 from navtune.core.io import atomic_write_json
 from navtune.demo.config import FULL, QUICK, DemoConfig
+from navtune.demo.folders import DemoError, DemoFolders
 
 TEST_SPLIT, TRAIN_SPLIT = "test", "train"
 DEMO_SYSTEM_PROMPT = "You are a navigation agent in a house. Follow the route instruction; answer with one action."
@@ -55,63 +55,17 @@ class TrainedAgent:
     folder: Path
 
 
-class DemoError(NavtuneError):
-    """A demo that cannot run as asked (a folder holding another recipe, a bad option)."""
-
-
 @dataclass
-class Demo:
-    out: Path
+class Demo(DemoFolders):
     cfg: DemoConfig
     progress: Any = None  # rich Progress (or None)
     timings: dict[str, float] = field(default_factory=dict)
-
-    # ------------------------------------------------------------------ paths
-    @property
-    def vln(self) -> Path:
-        return self.out / "episodes"
-
-    @property
-    def expert(self) -> Path:
-        return self.out / "data" / "expert"
-
-    @property
-    def failures(self) -> Path:
-        return self.out / "data" / "failures"
-
-    @property
-    def base(self) -> Path:
-        return self.out / "models" / "tiny"
-
-    @property
-    def sft_dir(self) -> Path:
-        return self.out / "train" / "sft"
-
-    @property
-    def awr_dir(self) -> Path:
-        return self.out / "train" / "awr"
-
-    def run_dir(self, name: str) -> Path:
-        return self.out / "runs" / name.replace("+", "_").lower()
-
-    @property
-    def report_dir(self) -> Path:
-        return self.out / "report"
-
-    def marker(self, stage: str) -> Path:
-        return self.out / "stages" / f"{stage}.json"
-
-    def done(self, stage: str) -> bool:
-        return self.marker(stage).exists()
-
-    def mark(self, stage: str, info: dict) -> None:
-        atomic_write_json(self.marker(stage), {"stage": stage, **info})
 
     # ------------------------------------------------------------------ helpers
     def eval_task(self, split: str, limit: int | None = None):
         from navtune.evaluation import EvalTask
 
-        return EvalTask(backend="graph", data_dir=str(self.vln), split=split, renderer="house", width=self.cfg.width,
+        return EvalTask(backend="graph", data_dir=str(self.episodes_dir), split=split, renderer="house", width=self.cfg.width,
                         height=self.cfg.height, depth=False, max_steps=self.cfg.eval_max_steps, limit=limit)
 
     def _sub(self, desc: str, total: int | None):
@@ -122,32 +76,18 @@ class Demo:
         return lambda n=1: self.progress.advance(task, n)
 
     # ------------------------------------------------------------------ stages
-    def _generate(self, seeds: range, split: str, per_house: int) -> None:
+    def _generate(self, seeds: Sequence[int], split: str, per_house: int) -> None:
         """R2R-format VLN episodes on the houses of `seeds` (the house task's path sampler and instruction
         generator), with the demo's path lengths; connectivity files beside them."""
-        import numpy as np
-
-        from navtune.envs.house.layout import generate_house
-        from navtune.envs.house.navgraph import build_house_graph
-        from navtune.envs.house.episodes.vln import house_vln_paths
+        from navtune.envs.house.episodes.vln import generate_vln_dataset
         from navtune.evaluation.backends import write_episode_set_settings
-        from navtune.tasks.r2r.data import connectivity_path, split_path, write_connectivity, write_r2r_split
 
         c = self.cfg
-        items = []
         advance = self._sub(f"{split} houses", len(seeds))
-        for seed in seeds:
-            house = generate_house(seed)
-            graph, rooms = build_house_graph(house)
-            write_connectivity(graph, connectivity_path(self.vln, house.scene_id))
-            rng = np.random.default_rng([seed, 2])
-            for p in house_vln_paths(house, per_house, rng, path_id_start=seed * 1000, min_hops=c.min_hops,
-                                     max_hops=c.max_hops, min_distance=c.min_distance, graph_rooms=(graph, rooms)):
-                items.append(p.to_r2r())
-            advance(1)
-        write_r2r_split(items, split_path(self.vln, split))
+        generate_vln_dataset(seeds, self.episodes_dir, split, per_house, min_hops=c.min_hops, max_hops=c.max_hops,
+                             min_distance=c.min_distance, on_house=lambda seed: advance(1))
         # the set carries its task settings: a bare `navtune eval` on it uses the demo's budget and radius
-        write_episode_set_settings(self.vln, self.cfg.eval_max_steps, SUCCESS_RADIUS)
+        write_episode_set_settings(self.episodes_dir, self.cfg.eval_max_steps, SUCCESS_RADIUS)
 
     def houses(self) -> dict:
         c = self.cfg
@@ -155,8 +95,8 @@ class Demo:
         self._generate(c.test_seed_range, TEST_SPLIT, c.test_paths_per_house)
         from navtune.tasks.r2r import load_r2r_split
 
-        n_train = len(load_r2r_split(self.vln, TRAIN_SPLIT, validate=False))
-        n_test = len(load_r2r_split(self.vln, TEST_SPLIT, validate=False))
+        n_train = len(load_r2r_split(self.episodes_dir, TRAIN_SPLIT, validate=False))
+        n_test = len(load_r2r_split(self.episodes_dir, TEST_SPLIT, validate=False))
         return {"train_episodes": n_train, "test_episodes": n_test, "train_houses": c.train_houses,
                 "test_seeds": c.test_seeds}
 
@@ -169,7 +109,7 @@ class Demo:
 
         c = self.cfg
         factory = functools.partial(HouseScenes, c.width, c.height, False)
-        src = r2r_source(self.vln, TRAIN_SPLIT, factory, "house", max_steps=c.eval_max_steps)
+        src = r2r_source(self.episodes_dir, TRAIN_SPLIT, factory, "house", max_steps=c.eval_max_steps)
         for _, meta in src.episodes:
             meta.task, meta.source = "vln", "expert"
         src.info.update(task="vln", width=c.width, height=c.height, depth=False)
@@ -251,10 +191,6 @@ class Demo:
         agents = self.trained_agents()
         k = next(i for i, a in enumerate(agents) if a.folder == stage_folder)
         return agents[k - 1].folder
-
-    @property
-    def final_dir(self) -> Path:
-        return self.out / "final"
 
     def mine(self) -> dict:
         from navtune.evaluation import load_episodes
@@ -495,15 +431,7 @@ def run_demo(out: str | os.PathLike, quick: bool = False, cfg: DemoConfig | None
     except ValueError as e:
         raise DemoError(str(e)) from None
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    cfg_file = out / "demo.json"
-    if cfg_file.exists():
-        old = json.loads(cfg_file.read_text())
-        if old != cfg.to_dict():
-            raise DemoError(f"{cfg_file}: this folder holds a demo run with other settings "
-                            f"({'--quick' if old == QUICK.to_dict() else 'full'}); use another --out")
-    else:
-        atomic_write_json(cfg_file, cfg.to_dict())
+    DemoFolders(out).claim(cfg.to_dict())  # before any work: a folder of another recipe is refused
     console = Console(stderr=True, quiet=not show)
     # the live display needs a terminal (on stderr); a log file, CI or nohup gets one plain line per stage
     # start and end instead: on stdout when it is redirected (`navtune demo > log`), else on stderr

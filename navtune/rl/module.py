@@ -34,6 +34,7 @@ from navtune.rl.config import RLConfig
 from navtune.rl.policy import SamplingVLMPolicy
 from navtune.rl.rollout import Rollout, RolloutCollector, RolloutJob
 from navtune.rl.sequences import RolloutSequence, encode_rollout, score_sequence
+from navtune.trainers.module import check_resumable, keep_trained_state
 
 #: One line per iteration (rank 0): the logged scalars; a resumed run appends (later lines for an iteration win).
 HISTORY_FILE = "rl_history.jsonl"
@@ -286,24 +287,12 @@ class RLModule(pl.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         """Only trained weights (and buffers) go into checkpoints; the frozen base comes back from the model
         folder. The config is stored to refuse resuming another run."""
-        trainable = {n for n, p in self.named_parameters() if p.requires_grad}
-        sd = checkpoint.get("state_dict")
-        if sd is not None:
-            buffers = {n for n, _ in self.named_buffers()}
-            checkpoint["state_dict"] = {k: v for k, v in sd.items() if k in trainable or k in buffers}
+        keep_trained_state(self, checkpoint)
         checkpoint["navtune_rl"] = json.loads(json.dumps(self.cfg.to_dict()))
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        saved = checkpoint.get("navtune_rl", {})
-        for key in ("model", "adapter", "algo", "lora", "seed", "group_size", "episodes_per_iteration"):
-            if key in saved and saved[key] != getattr(self.cfg, key):
-                raise ValueError(f"checkpoint was trained with {key}={saved[key]!r} but this run has "
-                                 f"{key}={getattr(self.cfg, key)!r}; resume with the same setting")
-        trainable = {n for n, p in self.named_parameters() if p.requires_grad}
-        missing = trainable - set(checkpoint.get("state_dict", {}))
-        if missing:
-            raise ValueError(f"checkpoint lacks {len(missing)} trained parameters (e.g. {sorted(missing)[0]}): "
-                             "it does not belong to this model / LoRA setup")
+        check_resumable(self, checkpoint, checkpoint.get("navtune_rl", {}),
+                        ("model", "adapter", "algo", "lora", "seed", "group_size", "episodes_per_iteration"))
 
 
 def _base(model: nn.Module) -> nn.Module:

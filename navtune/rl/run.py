@@ -29,7 +29,7 @@ from navtune.evaluation.agents import AUTO, DEFAULT_IMAGE_SIZE
 from navtune.rl.config import RLConfig
 from navtune.rl.module import RLModule, StartingAgent
 from navtune.trainers.freeze import TrainSetupError, apply_lora, freeze_vision, trainable_summary
-from navtune.trainers.run import RunResult, check_model_dir
+from navtune.trainers.run import RunResult, check_model_dir, publish_agent_folder, staging_folder
 
 DEFAULT_FORMAT = "chat"
 LOAD_DTYPES = {"64-true": "float64", "bf16-true": "bfloat16"}
@@ -167,13 +167,9 @@ class ExportAgent(pl.Callback):
 
 def export_agent(module: RLModule, cfg: RLConfig, start: StartingAgent, processor: Any, out: Path) -> Path:
     """Write the trained agent (adapter or full model) with navtune's card beside it."""
-    from safetensors.torch import save_file
-
     from navtune.agents.models.card import make_card, write_card
 
-    tmp = out.with_name(out.name + ".tmp")
-    if tmp.exists():
-        shutil.rmtree(tmp)
+    tmp = staging_folder(out)
     model = module.model
     as_adapter = cfg.lora and not start.adapter
     if cfg.lora and start.adapter:  # the starting adapter was merged: the agent is a full model
@@ -185,14 +181,7 @@ def export_agent(module: RLModule, cfg: RLConfig, start: StartingAgent, processo
     (tmp / "system_prompt.txt").write_text(start.system_prompt, encoding="utf-8")
     write_card(tmp, make_card(start.format, start.image_size, start.action_space, start.system_prompt, start.model,
                               adapter=as_adapter, trainer=f"rl-{cfg.algo}"))
-    if module.value_head is not None:
-        save_file({k: v.detach().cpu().contiguous() for k, v in module.value_head.state_dict().items()},
-                  str(tmp / "value_head.safetensors"))
-    atomic_write_json(tmp / "navtune_train.json", cfg.to_dict())
-    if out.exists():
-        shutil.rmtree(out)
-    tmp.rename(out)
-    return out
+    return publish_agent_folder(tmp, out, module.value_head, cfg.to_dict())
 
 
 def train_rl(cfg: RLConfig, callbacks: list[pl.Callback] | None = None) -> RunResult:

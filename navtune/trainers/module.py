@@ -424,24 +424,35 @@ class NavTrainModule(pl.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         """Keep only what training changes: frozen base weights come back from the model folder."""
-        trainable = {n for n, p in self.named_parameters() if p.requires_grad}
-        sd = checkpoint.get("state_dict")
-        if sd is not None:
-            buffers = {n for n, _ in self.named_buffers()}
-            checkpoint["state_dict"] = {k: v for k, v in sd.items() if k in trainable or k in buffers}
+        keep_trained_state(self, checkpoint)
         checkpoint["navtune_config"] = self.cfg.to_dict()
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        saved = checkpoint.get("navtune_config", {})
-        for key in ("model", "format", "lora"):
-            if key in saved and saved[key] != getattr(self.cfg, key):
-                raise ValueError(f"checkpoint was trained with {key}={saved[key]!r} but this run has "
-                                 f"{key}={getattr(self.cfg, key)!r}; resume with the same setting")
-        trainable = {n for n, p in self.named_parameters() if p.requires_grad}
-        missing = trainable - set(checkpoint.get("state_dict", {}))
-        if missing:
-            raise ValueError(f"checkpoint lacks {len(missing)} trained parameters (e.g. {sorted(missing)[0]}): "
-                             "it does not belong to this model/LoRA setup")
+        check_resumable(self, checkpoint, checkpoint.get("navtune_config", {}), ("model", "format", "lora"))
+
+
+def keep_trained_state(module: pl.LightningModule, checkpoint: dict) -> None:
+    """Reduce a Lightning checkpoint's state_dict to the parameters that train and the buffers (the frozen base
+    is reloaded from the model folder): SFT / AWR and RL checkpoints alike."""
+    trainable = {n for n, p in module.named_parameters() if p.requires_grad}
+    sd = checkpoint.get("state_dict")
+    if sd is not None:
+        buffers = {n for n, _ in module.named_buffers()}
+        checkpoint["state_dict"] = {k: v for k, v in sd.items() if k in trainable or k in buffers}
+
+
+def check_resumable(module: pl.LightningModule, checkpoint: dict, saved: dict, keys: tuple[str, ...]) -> None:
+    """Refuse to resume from a checkpoint of another run: a config field in `keys` that differs from the saved
+    config (`saved`), or a trained parameter the checkpoint does not hold."""
+    for key in keys:
+        if key in saved and saved[key] != getattr(module.cfg, key):
+            raise ValueError(f"checkpoint was trained with {key}={saved[key]!r} but this run has "
+                             f"{key}={getattr(module.cfg, key)!r}; resume with the same setting")
+    trainable = {n for n, p in module.named_parameters() if p.requires_grad}
+    missing = trainable - set(checkpoint.get("state_dict", {}))
+    if missing:
+        raise ValueError(f"checkpoint lacks {len(missing)} trained parameters (e.g. {sorted(missing)[0]}): "
+                         "it does not belong to this model/LoRA setup")
 
 
 def _no_sync(module: pl.LightningModule):

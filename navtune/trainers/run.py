@@ -222,11 +222,7 @@ def export_model(module, processor, cfg: TrainConfig, out: Path, state_dict: dic
                  system_prompt: str | None = None) -> Path:
     """Save the trained model (full or adapter) with everything needed to load it back, and the system prompt
     it was trained with (`system_prompt`, else the file the run named or the model folder's)."""
-    from safetensors.torch import save_file
-
-    tmp = out.with_name(out.name + ".tmp")
-    if tmp.exists():
-        shutil.rmtree(tmp)
+    tmp = staging_folder(out)
     model = module.model
     if state_dict is not None:
         model.save_pretrained(tmp, safe_serialization=True, state_dict=state_dict)
@@ -235,10 +231,26 @@ def export_model(module, processor, cfg: TrainConfig, out: Path, state_dict: dic
     processor.save_pretrained(tmp)
     write_agent_files(tmp, cfg, adapter=hasattr(model, "peft_config"),
                       trainer="awr" if isinstance(cfg, AWRConfig) else "sft", system_prompt=system_prompt)
-    if getattr(module, "value_head", None) is not None:
-        save_file({k: v.detach().cpu().contiguous() for k, v in module.value_head.state_dict().items()},
+    return publish_agent_folder(tmp, out, getattr(module, "value_head", None), cfg.to_dict())
+
+
+def staging_folder(out: Path) -> Path:
+    """An empty `out.tmp` beside `out`: an agent folder is written there, then `publish_agent_folder` renames it."""
+    tmp = out.with_name(out.name + ".tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    return tmp
+
+
+def publish_agent_folder(tmp: Path, out: Path, value_head: torch.nn.Module | None, config: dict) -> Path:
+    """Finish an agent written into `tmp` (its value head, if any, and the run's config as navtune_train.json)
+    and move it into place as `out` (a reader never sees half a folder): what SFT / AWR and RL exports share."""
+    from safetensors.torch import save_file
+
+    if value_head is not None:
+        save_file({k: v.detach().cpu().contiguous() for k, v in value_head.state_dict().items()},
                   str(tmp / "value_head.safetensors"))
-    atomic_write_json(tmp / "navtune_train.json", cfg.to_dict())
+    atomic_write_json(tmp / "navtune_train.json", config)
     if out.exists():
         shutil.rmtree(out)
     tmp.rename(out)

@@ -11,7 +11,7 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -161,10 +161,12 @@ def house_vln_paths(
 
 def generate_vln_dataset(
     seeds: Iterable[int], out_dir: str | os.PathLike, split: str = "train", per_house: int = 2,
-    progress: bool = False,
+    progress: bool = False, min_hops: int = 4, max_hops: int = 7, min_distance: float = 5.0,
+    on_house: Callable[[int], None] | None = None,
 ) -> Path:
     """Write an R2R-format data folder for the house seeds: connectivity files and R2R_<split>.json.
-    path_id = seed * 1000 + k, so ids stay unique when splits are built from disjoint seed ranges."""
+    path_id = seed * 1000 + k, so ids stay unique when splits are built from disjoint seed ranges; the path
+    options are `house_vln_paths`'; `on_house(seed)` is called after each house (a caller's progress)."""
     from navtune.tasks.r2r.data import connectivity_path, split_path, write_connectivity, write_r2r_split
 
     out = Path(out_dir)
@@ -180,8 +182,11 @@ def generate_vln_dataset(
         graph, rooms = build_house_graph(house)
         write_connectivity(graph, connectivity_path(out, house.scene_id))
         rng = np.random.default_rng([seed, 2])
-        for p in house_vln_paths(house, per_house, rng, path_id_start=seed * 1000, graph_rooms=(graph, rooms)):
+        for p in house_vln_paths(house, per_house, rng, path_id_start=seed * 1000, min_hops=min_hops,
+                                 max_hops=max_hops, min_distance=min_distance, graph_rooms=(graph, rooms)):
             items.append(p.to_r2r())
+        if on_house is not None:
+            on_house(seed)
     path = split_path(out, split)
     write_r2r_split(items, path)
     return path
